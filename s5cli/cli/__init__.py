@@ -1,0 +1,64 @@
+"""The `s5` command line: one Typer app, one module per command, one error boundary."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+from s5cli import __version__
+from s5cli.cli.boundary import set_debug
+from s5cli.console import set_verbosity
+
+app = typer.Typer(
+    name="s5",
+    help=(
+        "S5 for GIS: semi-supervised segmentation and oriented detection on aerial and "
+        "satellite imagery, with georeferenced outputs.\n\n"
+        "Example: s5 predict scene.tif -o buildings.gpkg --checkpoint model.pt"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# (command name, "module:function"). Only commands that work are listed here; each module keeps
+# its heavy imports (torch, rasterio) inside the function so that `s5 --help` stays instant.
+COMMANDS: list[tuple[str, str]] = [
+]
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"s5 {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More messages (repeatable)."),
+    quiet: int = typer.Option(0, "--quiet", "-q", count=True, help="Fewer messages, no progress bars."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """S5 for GIS."""
+    set_verbosity(verbose, quiet)
+    set_debug(debug)
+
+
+def _register() -> None:
+    for name, target in COMMANDS:
+        module_name, func_name = target.split(":")
+        func = getattr(importlib.import_module(module_name), func_name)
+        app.command(name=name)(func)
+
+
+_register()
+
+
+def main() -> None:
+    """Entry point of the `s5` console script."""
+    app()

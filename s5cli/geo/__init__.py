@@ -1,0 +1,1 @@
+"""GIS I/O with numpy, rasterio and geopandas: rasters, window grids, vectors, safe outputs."""
