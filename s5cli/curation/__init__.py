@@ -1,0 +1,1 @@
+"""Corpus curation (RS4P-style): tiling, filtering, de-duplication, pseudo-labels, manifest."""

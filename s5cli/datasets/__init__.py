@@ -1,0 +1,1 @@
+"""Datasets in their real on-disk layouts, your own GIS data, augmentations and batch mixing."""

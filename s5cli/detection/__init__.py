@@ -1,0 +1,1 @@
+"""Oriented object detection in plain torch: rotated boxes, Oriented R-CNN heads, patches."""

@@ -1,0 +1,1 @@
+"""Inference on georeferenced scenes of any size: windows, batching, stitching, outputs."""

@@ -1,0 +1,1 @@
+"""Metrics accumulated over whole splits: segmentation (confusion matrix) and rotated-box mAP."""
