@@ -26,6 +26,8 @@ app = typer.Typer(
 # (command name, "module:function"). Only commands that work are listed here; each module keeps
 # its heavy imports (torch, rasterio) inside the function so that `s5 --help` stays instant.
 COMMANDS: list[tuple[str, str]] = [
+    ("models", "s5cli.cli.models_cmd:models"),
+    ("weights", "s5cli.cli.weights_cmd:weights"),
 ]
 
 

@@ -1,0 +1,293 @@
+"""Convert the released S5 weights (mmcv/mmseg key names, s5_method.md §1, §3, §5) into our checkpoints.
+
+Handled files:
+- `vit_*_s4p.pth`: backbone only, bare ViT keys (`patch_embed.projection.*`, `layers.i.*`, `fpn1.*`) or `backbone.*`;
+- `vit_*_s4p_upernet.pth`: `encoder.*`, `semsegdecoder.decode_head.*`, `semseghead.1.*` (S4P, 16 iSAID classes);
+- `s5_vit_b_moe_mdf.pth`: MoE encoder (`ffn.experts.k`), `semsegdecoder[_<ds>].decode_head.*`, `semseghead_<ds>.1.*`;
+- detection files (`backbone.*`, `neck_*`, `rpn_head_*`, `roi_head_*`): heads mapped by official_detection.py.
+`module.` prefixes are stripped and `model` / `state_dict` wrappers unwrapped. The preset is inferred from
+the shapes. The attention `in_proj` already has our fused qkv layout ([q; k; v] rows), so nothing is split.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from s5cli.errors import InputError
+from s5cli.geo.files import check_output
+from s5cli.models.checkpoint import safe_load, save_checkpoint
+from s5cli.models.known_heads import S5_SEGMENTATION_DATASETS, known_head
+from s5cli.models.network import build_model, head_key
+from s5cli.models.presets import preset_for_shape
+from s5cli.models.spec import HeadSpec, InputSpec, ModelSpec
+
+_BACKBONE_RULES = [
+    (r"patch_embed\.projection\.(weight|bias)", r"backbone.patch_embed.proj.\1"),
+    (r"pos_embed", "backbone.pos_embed"),
+    (r"cls_token", "backbone.cls_token"),
+    (r"layers\.(\d+)\.ln([12])\.(weight|bias)", r"backbone.blocks.\1.norm\2.\3"),
+    (r"layers\.(\d+)\.attn\.attn\.in_proj_(weight|bias)", r"backbone.blocks.\1.attn.qkv.\2"),
+    (r"layers\.(\d+)\.attn\.attn\.out_proj\.(weight|bias)", r"backbone.blocks.\1.attn.proj.\2"),
+    (r"layers\.(\d+)\.ffn\.layers\.0\.0\.(weight|bias)", r"backbone.blocks.\1.mlp.fc1.\2"),
+    (r"layers\.(\d+)\.ffn\.layers\.1\.(weight|bias)", r"backbone.blocks.\1.mlp.fc2.\2"),
+    (r"layers\.(\d+)\.ffn\.experts\.(\d+)\.(weight|bias)", r"backbone.blocks.\1.mlp.experts.\2.\3"),
+    (r"fpn1\.([03])\.(weight|bias)", r"fpn.fpn1.\1.\2"),
+    (r"fpn1\.1\.ln\.(weight|bias)", r"fpn.fpn1.1.\1"),
+    (r"fpn2\.0\.(weight|bias)", r"fpn.fpn2.0.\1"),
+]
+_BACKBONE_PREFIXES = ("encoder.", "backbone.")
+_BARE_BACKBONE = re.compile(r"(patch_embed|pos_embed|cls_token|layers|fpn\d|ln1)\b")
+_DETECTION = re.compile(r"(neck|rpn_head|roi_head)_")
+# Official MDF modules in task order (upernet_mdf.py): vaihingen uses the unsuffixed decoder.
+_MOE_DECODERS = ["semsegdecoder", "semsegdecoder_potsdam", "semsegdecoder_OpenEarthMap", "semsegdecoder_loveda"]
+_MOE_HEADS = ["semseghead_vaihingen", "semseghead_potsdam", "semseghead_OpenEarthMap", "semseghead_loveda"]
+_DETECTION_NAMES = {"dior": "dior-r", "dota": "dota-v2.0"}  # official task names -> our dataset names
+
+
+def unwrap_state_dict(obj: object, source: str = "weights") -> dict[str, torch.Tensor]:
+    """The tensor dict inside `{"model": ...}` / `{"state_dict": ...}` wrappers, `module.` prefixes stripped."""
+    while isinstance(obj, dict):
+        inner = next((obj[k] for k in ("state_dict", "model") if isinstance(obj.get(k), dict)), None)
+        if inner is None:
+            break
+        obj = inner
+    if not isinstance(obj, dict):
+        raise InputError("holds no state dict", source)
+    state = {}
+    for key, value in obj.items():
+        if isinstance(value, torch.Tensor):
+            while key.startswith("module."):
+                key = key[len("module.") :]
+            state[key] = value
+    if not state:
+        raise InputError("holds no weights (no tensors in the state dict)", source)
+    return state
+
+
+def map_backbone_key(key: str) -> str | None:
+    """Our key for an official ViT key without prefix (e.g. `layers.3.ln1.weight`), None if unknown."""
+    for pattern, target in _BACKBONE_RULES:
+        if re.fullmatch(pattern, key):
+            return re.sub(pattern, target, key)
+    return None
+
+
+def _split_backbone(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(backbone keys without prefix, everything else)."""
+    backbone, rest = {}, {}
+    for key, value in state.items():
+        prefix = next((p for p in _BACKBONE_PREFIXES if key.startswith(p)), None)
+        if prefix is not None:
+            backbone[key[len(prefix) :]] = value
+        elif _BARE_BACKBONE.match(key):
+            backbone[key] = value
+        else:
+            rest[key] = value
+    if "patch_embed.projection.weight" not in backbone:
+        raise InputError("no ViT backbone found (no patch_embed.projection.weight): not an S5 ViT checkpoint")
+    return backbone, rest
+
+
+def _modules(rest: dict[str, torch.Tensor], pattern: str) -> list[str]:
+    return sorted({m.group(1) for k in rest if (m := re.match(pattern, k))})
+
+
+def _pick(available: list[str], prefix: str, name: str, position: int, defaults: list[str], used: set) -> str | None:
+    """The official module for dataset `name` at expert `position`: by name, then by official position."""
+    by_name = [m for m in available if m.lower() == f"{prefix}_{name}".lower()]
+    by_position = [defaults[position]] if position < len(defaults) and defaults[position] in available else []
+    only = available if len(available) == 1 else []
+    for candidate in by_name + by_position + only:
+        if candidate not in used:
+            used.add(candidate)
+            return candidate
+    return None
+
+
+def _segmentation_heads(
+    rest: dict[str, torch.Tensor], names: list[str], moe: bool
+) -> tuple[list[HeadSpec], dict[str, str]]:
+    """Head specs and {official module prefix: our module prefix} for decoders and class heads."""
+    decoders = _modules(rest, r"(semsegdecoder[^.]*)\.decode_head\.")
+    classifiers = _modules(rest, r"(semseghead[^.]*)\.1\.weight$")
+    dec_defaults, cls_defaults = (_MOE_DECODERS, _MOE_HEADS) if moe else (["semsegdecoder"], ["semseghead"])
+    heads, prefixes, used_dec, used_cls = [], {}, set(), set()
+    for position, name in enumerate(names):
+        decoder = _pick(decoders, "semsegdecoder", name, position, dec_defaults, used_dec)
+        classifier = _pick(classifiers, "semseghead", name, position, cls_defaults, used_cls)
+        num_classes = rest[f"{classifier}.1.weight"].shape[0] if classifier else None
+        heads.append(known_head(name, num_classes))
+        if decoder:
+            prefixes[f"{decoder}.decode_head."] = f"heads.{head_key(name)}.decoder."
+        if classifier:
+            prefixes[f"{classifier}.1."] = f"heads.{head_key(name)}.classifier.1."
+    return heads, prefixes
+
+
+def _map_prefixed(rest: dict[str, torch.Tensor], prefixes: dict[str, str]) -> tuple[dict, dict, list[str]]:
+    mapped, origin, unmapped = {}, {}, []
+    for key, value in rest.items():
+        prefix = next((p for p in prefixes if key.startswith(p)), None)
+        if prefix is None:
+            unmapped.append(key)
+        else:
+            target = prefixes[prefix] + key[len(prefix) :]
+            mapped[target], origin[target] = value, key
+    return mapped, origin, unmapped
+
+
+def _detection_mapper() -> Callable | None:
+    try:
+        from s5cli.models.official_detection import map_detection_keys
+    except ImportError:
+        return None
+    return map_detection_keys
+
+
+def _grid_pos_embed(pos: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """(pos_embed without a cls slot, grid side): official files store (1, g*g, D), MAE ones (1, 1+g*g, D)."""
+    tokens = pos.shape[1]
+    side = round(tokens**0.5)
+    if side * side == tokens:
+        return pos, side
+    side = round((tokens - 1) ** 0.5)
+    if side * side == tokens - 1:
+        return pos[:, 1:], side
+    raise InputError(f"pos_embed has {tokens} tokens, not a square grid")
+
+
+def convert_official(
+    state: dict[str, torch.Tensor], datasets: list[str] | None = None
+) -> tuple[ModelSpec, dict[str, torch.Tensor], dict[str, str], list[str]]:
+    """Map an official state dict to ours.
+
+    Returns:
+        (spec, our state dict, {our key: official key}, official keys that could not be mapped).
+    """
+    backbone, rest = _split_backbone(state)
+    weight = backbone["patch_embed.projection.weight"]  # (D, C, 16, 16)
+    if weight.shape[1] != 3:
+        raise InputError(f"the patch embedding takes {weight.shape[1]} bands; the S5 weights are RGB")
+    depth = 1 + max((int(m.group(1)) for k in backbone if (m := re.match(r"layers\.(\d+)\.", k))), default=-1)
+    preset = preset_for_shape(weight.shape[0], depth)
+    experts = {int(m.group(1)) for k in backbone if (m := re.search(r"\.ffn\.experts\.(\d+)\.", k))}
+    width = next((v.shape[0] for k, v in backbone.items() if ".ffn.experts." in k and k.endswith("weight")), 256)
+    pos, side = _grid_pos_embed(backbone.get("pos_embed", torch.zeros(1, 1024, weight.shape[0])))
+    if "pos_embed" in backbone:
+        backbone["pos_embed"] = pos
+
+    ours, origin, unmapped = {}, {}, []
+    for key, value in backbone.items():
+        target = map_backbone_key(key)
+        if target is None:
+            unmapped.append(key)
+        else:
+            ours[target], origin[target] = value, key
+
+    detection = [k for k in rest if _DETECTION.match(k)]
+    if detection:
+        names = datasets or [_DETECTION_NAMES.get(n, n) for n in _modules(rest, r"neck_([^.]+)\.")]
+        mapper = _detection_mapper()
+        if mapper is None:
+            raise InputError("this is a detection checkpoint, and detection weight import is not available")
+        heads = [known_head(n, task="detection") for n in names]
+        mapped, left = mapper(rest, names)
+        head_origin = {k: "(detection head)" for k in mapped}
+    else:
+        default = S5_SEGMENTATION_DATASETS[: len(experts)] if experts else ["isaid"]
+        names = datasets or default
+        if experts and len(experts) > len(S5_SEGMENTATION_DATASETS) and not datasets:
+            raise InputError(f"the file has {len(experts)} experts; name their datasets in order with --datasets")
+        heads, prefixes = _segmentation_heads(rest, names, moe=bool(experts))
+        mapped, head_origin, left = _map_prefixed(rest, prefixes)
+    if experts and len(names) != len(experts):
+        raise InputError(f"the file has {len(experts)} experts but {len(names)} dataset names were given")
+    if not experts and len(names) != 1 and any(k.startswith("semseg") for k in rest):
+        raise InputError("a single-head checkpoint: give one name with --datasets")
+    ours.update(mapped)
+    origin.update(head_origin)
+    channels = next((v.shape[0] for k, v in rest.items() if k.endswith("fpn_bottleneck.conv.weight")), 256)
+    spec = ModelSpec(
+        preset=preset,
+        heads=heads,
+        moe=bool(experts),
+        expert_width=width,
+        decoder_channels=channels,
+        img_size=side * 16,
+        input=InputSpec(tile_size=side * 16),
+    )
+    return spec, ours, origin, unmapped + list(left)
+
+
+@dataclass
+class ImportReport:
+    """What an import did: the model recognised, and every key it could not carry over."""
+
+    source: str
+    output: str
+    preset: str
+    moe: bool
+    datasets: list[str]
+    loaded: int  # our tensors set from the file
+    unmapped: list[str] = field(default_factory=list)  # official keys not used (with the reason)
+    unset: list[str] = field(default_factory=list)  # our keys left at fresh initialisation
+
+    def as_dict(self) -> dict:
+        """Plain dict for --json."""
+        return asdict(self)
+
+
+def _numpy_globals() -> list:
+    """Numpy scalar reconstruction: harmless, and found in official files (e.g. a best-mIoU float64)."""
+    import numpy as np
+
+    try:
+        from numpy._core.multiarray import scalar
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import scalar  # type: ignore[no-redef]
+    kinds = ("float64", "float32", "float16", "int64", "int32", "bool")
+    return [scalar, np.dtype, *(type(np.dtype(k)) for k in kinds)]
+
+
+def import_official(
+    source: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    datasets: list[str] | None = None,
+    overwrite: bool = False,
+) -> ImportReport:
+    """Convert an official S5 .pth file into our checkpoint at `output`."""
+    check_output(output, overwrite)
+    state = unwrap_state_dict(safe_load(source, allow=_numpy_globals()), str(source))
+    try:
+        spec, ours, origin, unmapped = convert_official(state, datasets)
+    except InputError as exc:
+        raise InputError(exc.problem, exc.path or source) from None
+    model = build_model(spec)
+    expected = model.state_dict()
+    fitting = {}
+    for key, value in ours.items():
+        if key not in expected:
+            unmapped.append(f"{origin[key]} (no {key} in {spec.preset})")
+        elif tuple(value.shape) != tuple(expected[key].shape):
+            unmapped.append(f"{origin[key]} (shape {tuple(value.shape)}, need {tuple(expected[key].shape)})")
+        else:
+            fitting[key] = value.to(expected[key].dtype)
+    result = model.load_state_dict(fitting, strict=False)
+    report = ImportReport(
+        source=str(source),
+        output=str(output),
+        preset=spec.preset,
+        moe=spec.moe,
+        datasets=model.head_names,
+        loaded=len(fitting),
+        unmapped=unmapped,
+        unset=list(result.missing_keys),
+    )
+    extra = {"imported_from": report.source, "unmapped": report.unmapped, "unset": report.unset}
+    save_checkpoint(output, model, config=None, extra=extra, overwrite=overwrite)
+    return report
