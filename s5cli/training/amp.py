@@ -1,0 +1,73 @@
+"""Mixed precision: which autocast dtype to use, and the GradScaler that fp16 needs.
+
+`auto` follows S4P (s5_method.md §1: AMP with GradScaler on GPU): fp16 + GradScaler on CUDA;
+on CPU bfloat16 where the processor has native bf16 (AVX512-BF16 or AMX; machine.md measured
+bf16 ViT forwards 1.2-1.6x faster here), else float32. `off` disables autocast everywhere.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from s5cli.errors import ConfigError
+
+AmpMode = Literal["auto", "bf16", "fp16", "off"]
+
+
+@dataclass(frozen=True)
+class Precision:
+    """The resolved autocast setting for one device."""
+
+    device_type: str  # "cpu" or "cuda"
+    dtype: torch.dtype | None  # None: no autocast (float32)
+
+    @property
+    def use_scaler(self) -> bool:
+        """fp16 needs loss scaling against gradient underflow; bf16 and fp32 do not."""
+        return self.dtype == torch.float16
+
+    @property
+    def name(self) -> str:
+        """'bf16', 'fp16' or 'fp32' (for logs)."""
+        return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self.dtype, "fp32")  # type: ignore[arg-type]
+
+    def autocast(self) -> AbstractContextManager[object]:
+        """An autocast context for this device (a no-op context for fp32)."""
+        if self.dtype is None:
+            return nullcontext()
+        return torch.autocast(device_type=self.device_type, dtype=self.dtype)
+
+    def make_scaler(self) -> torch.amp.GradScaler:
+        """A GradScaler that is enabled only for fp16."""
+        return torch.amp.GradScaler(self.device_type, enabled=self.use_scaler)
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU computes bfloat16 natively (AVX512-BF16 or AMX)."""
+    cpu = getattr(torch, "cpu", None)
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
+
+
+def resolve_precision(mode: AmpMode | str, device: torch.device) -> Precision:
+    """Turn an amp mode ('auto', 'bf16', 'fp16', 'off') into the autocast dtype for a device."""
+    kind = device.type
+    if mode == "off":
+        return Precision(kind, None)
+    if mode == "auto":
+        if kind == "cuda":
+            return Precision(kind, torch.float16)
+        return Precision(kind, torch.bfloat16 if cpu_has_native_bf16() else None)
+    if mode == "bf16":
+        if kind == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ConfigError("amp 'bf16' asked for but this GPU has no bfloat16; use 'fp16' or 'auto'")
+        return Precision(kind, torch.bfloat16)
+    if mode == "fp16":
+        if kind != "cuda":
+            raise ConfigError("amp 'fp16' needs a CUDA device; on CPU use 'bf16', 'auto' or 'off'")
+        return Precision(kind, torch.float16)
+    raise ConfigError(f"amp '{mode}' is not one of auto, bf16, fp16, off")

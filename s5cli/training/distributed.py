@@ -1,0 +1,142 @@
+"""Distributed context from torchrun's environment; a plain single process when it is absent.
+
+`torchrun --nproc-per-node N -m s5cli pretrain ...` sets RANK, LOCAL_RANK and WORLD_SIZE (and
+MASTER_ADDR/PORT); `init_distributed` reads them (nanoGPT habit), picks NCCL on CUDA and gloo on
+CPU, and pins each process to its local GPU. Without those variables everything runs in one
+process and every collective helper below is a no-op, so the same code path serves a laptop and
+a cluster.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from s5cli.errors import ConfigError
+
+_DIST_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE")
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """Where this process sits: rank, world size and the device it computes on."""
+
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    backend: str | None = None  # None: single process, no process group
+
+    @property
+    def is_main(self) -> bool:
+        """True on the process that writes outputs (rank 0)."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        """True when a process group is up (world size > 1 or launched by torchrun)."""
+        return self.backend is not None
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """'auto' -> cuda when available else cpu; 'cuda' -> this process's local GPU; 'cuda:N' kept."""
+    name = name.strip().lower()
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cpu":
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device '{name}' asked for but no CUDA GPU is available; use --device cpu")
+        if name == "cuda":
+            return torch.device("cuda", local_rank)
+        try:
+            index = int(name.split(":", 1)[1])
+        except (IndexError, ValueError):
+            raise ConfigError(f"device '{name}' is not auto, cpu, cuda or cuda:N") from None
+        return torch.device("cuda", index)
+    raise ConfigError(f"device '{name}' is not auto, cpu, cuda or cuda:N")
+
+
+def launched_by_torchrun() -> bool:
+    """True when torchrun's RANK/LOCAL_RANK/WORLD_SIZE variables are all set."""
+    return all(v in os.environ for v in _DIST_VARS)
+
+
+def init_distributed(device: str = "auto") -> DistContext:
+    """Join the process group that torchrun describes, or return a single-process context."""
+    if not launched_by_torchrun():
+        return DistContext(device=resolve_device(device))
+    rank = int(os.environ["RANK"])
+    local_rank = int(os.environ["LOCAL_RANK"])
+    world_size = int(os.environ["WORLD_SIZE"])
+    dev = resolve_device(device, local_rank)
+    backend = "nccl" if dev.type == "cuda" else "gloo"
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend, device_id=dev if dev.type == "cuda" else None)
+    return DistContext(rank=rank, local_rank=local_rank, world_size=world_size, device=dev, backend=backend)
+
+
+def shutdown_distributed(ctx: DistContext) -> None:
+    """Leave the process group (a no-op for a single process)."""
+    if ctx.distributed and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier(ctx: DistContext) -> None:
+    """Wait for every rank."""
+    if ctx.distributed:
+        dist.barrier()
+
+
+def all_reduce_sum(tensor: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """Sum a tensor over ranks in place (and return it)."""
+    if ctx.distributed:
+        # gloo reduces CPU tensors, NCCL CUDA ones: move to the context's device for the call.
+        work = tensor.to(ctx.device)
+        dist.all_reduce(work, op=dist.ReduceOp.SUM)
+        tensor.copy_(work.to(tensor.device))
+    return tensor
+
+
+def all_gather_objects(obj: Any, ctx: DistContext) -> list[Any]:
+    """Gather one picklable object per rank (rank order); a single process gets [obj]."""
+    if not ctx.distributed:
+        return [obj]
+    out: list[Any] = [None] * ctx.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def broadcast_object(obj: Any, ctx: DistContext) -> Any:
+    """Rank 0's object on every rank."""
+    if not ctx.distributed:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The plain module inside a DistributedDataParallel wrapper (or the model itself)."""
+    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+
+
+def wrap_ddp(model: torch.nn.Module, ctx: DistContext, find_unused_parameters: bool = False) -> torch.nn.Module:
+    """SyncBatchNorm + DistributedDataParallel under torchrun; the model unchanged otherwise."""
+    if not ctx.distributed:
+        return model
+    if ctx.device.type == "cuda":
+        # BN statistics across all GPUs, as S4P does (s5_method.md §1: DDP with SyncBN conversion).
+        # torch's SyncBatchNorm refuses CPU tensors, so gloo/CPU runs keep per-process BN.
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=ids, find_unused_parameters=find_unused_parameters
+    )
