@@ -28,6 +28,7 @@ app = typer.Typer(
 COMMANDS: list[tuple[str, str]] = [
     ("models", "s5cli.cli.models_cmd:models"),
     ("weights", "s5cli.cli.weights_cmd:weights"),
+    ("datasets", "s5cli.cli.datasets_cmd:datasets"),
 ]
 
 

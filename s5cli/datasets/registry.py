@@ -1,0 +1,337 @@
+"""Every dataset s5cli reads: task, classes, palette, ignore value, metric, splits and crop sizes.
+
+The facts (names, colours, splits, protocols) come from docs/datasets.md; each entry cites it.
+``get_dataset(name, root, split)`` builds the loader for a dataset folder *as distributed*;
+``find_dataset_root(data_root, name)`` finds ``DATA_ROOT/<name>/`` or one of its aliases.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import importlib
+import inspect
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from s5cli.errors import InputError
+
+Task = Literal["segmentation", "detection", "unlabeled"]
+Metric = Literal["mIoU", "mF1", "mAP", "none"]
+Colour = tuple[int, int, int]
+
+
+def distinct_palette(n: int) -> tuple[Colour, ...]:
+    """Well-separated colours, n of them (for drawing boxes of detection classes)."""
+    out = []
+    for i in range(n):
+        r, g, b = colorsys.hsv_to_rgb((i * 0.618034) % 1.0, 0.85, 0.95)
+        out.append((round(r * 255), round(g * 255), round(b * 255)))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What s5cli knows about one dataset; the loader reads it from here."""
+
+    name: str
+    task: Task
+    classes: tuple[str, ...]
+    palette: tuple[Colour, ...]
+    metric: Metric
+    splits: tuple[str, ...]
+    loader: str  # "module:Class" under s5cli.datasets
+    layout: str  # what the folder must hold, as the official download unzips
+    ignore_index: int = 255
+    metric_exclude: tuple[str, ...] = ()  # classes left out of the means (ISPRS clutter, iSAID background)
+    split_aliases: dict[str, str] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()  # other folder names under a data root
+    crop_size: int | None = None  # training crop (augmentation) or window size
+    stride: int | None = None  # window stride for training
+    test_stride: int | None = None  # window stride for evaluation
+    patch_size: int | None = None  # detection patch size
+    patch_gap: int | None = None  # overlap between detection patches
+
+    def head_spec(self) -> Any:
+        """The model head for this dataset (s5cli.models.spec.HeadSpec)."""
+        from s5cli.models.spec import HeadSpec
+
+        if self.task == "unlabeled":
+            raise InputError(f"{self.name} has no labels, so no model head")
+        return HeadSpec(
+            name=self.name,
+            task=self.task,
+            classes=list(self.classes),
+            palette=list(self.palette),
+            ignore_index=self.ignore_index,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-safe description."""
+        return {
+            "name": self.name,
+            "task": self.task,
+            "classes": list(self.classes),
+            "num_classes": len(self.classes),
+            "ignore_index": self.ignore_index,
+            "metric": self.metric,
+            "metric_exclude": list(self.metric_exclude),
+            "splits": list(self.splits),
+            "aliases": list(self.aliases),
+            "crop_size": self.crop_size,
+            "stride": self.stride,
+            "test_stride": self.test_stride,
+            "patch_size": self.patch_size,
+            "patch_gap": self.patch_gap,
+            "layout": self.layout,
+        }
+
+
+# datasets.md §1.2: ISPRS colours; class names as mmseg writes them. Clutter is a class in the
+# mask (index 5) and is left out of the means (ISPRS convention, and S5 ignores it).
+ISPRS_CLASSES = ("impervious_surface", "building", "low_vegetation", "tree", "car", "clutter")
+ISPRS_PALETTE = ((255, 255, 255), (0, 0, 255), (0, 255, 255), (0, 255, 0), (255, 255, 0), (255, 0, 0))
+# datasets.md §3.2 (raw value - 1) and the mmseg palette.
+LOVEDA_CLASSES = ("background", "building", "road", "water", "barren", "forest", "agriculture")
+LOVEDA_PALETTE = (
+    (255, 255, 255), (255, 0, 0), (255, 255, 0), (0, 0, 255), (159, 129, 183), (0, 255, 0), (255, 195, 128),
+)  # fmt: skip
+# datasets.md §4.2: the paper names, official palette; value 0 "unknown" is a class (S5 counts it).
+OEM_CLASSES = ("unknown", "bareland", "rangeland", "developed", "road", "tree", "water", "agriculture", "building")
+OEM_PALETTE = (
+    (0, 0, 0), (128, 0, 0), (0, 255, 36), (148, 148, 148), (255, 255, 255), (34, 97, 38), (0, 69, 255),
+    (75, 181, 73), (222, 31, 7),
+)  # fmt: skip
+# datasets.md §7: mmseg iSAID order and colours, names lower-cased.
+ISAID_CLASSES = (
+    "background", "ship", "storage_tank", "baseball_diamond", "tennis_court", "basketball_court",
+    "ground_track_field", "bridge", "large_vehicle", "small_vehicle", "helicopter", "swimming_pool",
+    "roundabout", "soccer_ball_field", "plane", "harbor",
+)  # fmt: skip
+ISAID_PALETTE = (
+    (0, 0, 0), (0, 0, 63), (0, 63, 63), (0, 63, 0), (0, 63, 127), (0, 63, 191), (0, 63, 255), (0, 127, 63),
+    (0, 127, 127), (0, 0, 127), (0, 0, 191), (0, 0, 255), (0, 191, 127), (0, 127, 191), (0, 127, 255),
+    (0, 100, 155),
+)  # fmt: skip
+# datasets.md §5.3: canonical DIOR-R order (mmrotate, MTP, BboxToolkit), lower case.
+DIOR_CLASSES = (
+    "airplane", "airport", "baseballfield", "basketballcourt", "bridge", "chimney", "expressway-service-area",
+    "expressway-toll-station", "dam", "golffield", "groundtrackfield", "harbor", "overpass", "ship", "stadium",
+    "storagetank", "tenniscourt", "trainstation", "vehicle", "windmill",
+)  # fmt: skip
+# datasets.md §6.3: mmrotate order; v1.5 adds container-crane, v2.0 adds airport and helipad.
+DOTA_V1_CLASSES = (
+    "plane", "baseball-diamond", "bridge", "ground-track-field", "small-vehicle", "large-vehicle", "ship",
+    "tennis-court", "basketball-court", "storage-tank", "soccer-ball-field", "roundabout", "harbor",
+    "swimming-pool", "helicopter",
+)  # fmt: skip
+DOTA_CLASSES = {
+    "1.0": DOTA_V1_CLASSES,
+    "1.5": (*DOTA_V1_CLASSES, "container-crane"),
+    "2.0": (*DOTA_V1_CLASSES, "container-crane", "airport", "helipad"),
+}
+
+_POTSDAM_LAYOUT = (
+    "2_Ortho_RGB/top_potsdam_{r}_{c}_RGB.tif (or 3_Ortho_IRRG/, 4_Ortho_RGBIR/) and "
+    "5_Labels_all/top_potsdam_{r}_{c}_label.tif (or 5_Labels_all_noBoundary/, or the labels flat in the folder)"
+)
+_VAIHINGEN_LAYOUT = (
+    "top/top_mosaic_09cm_area{N}.tif and the colour labels top_mosaic_09cm_area{N}.tif "
+    "(and/or ..._noBoundary.tif) flat in the folder"
+)
+_DOTA_LAYOUT = "{train,val}/images/P####.png with {train,val}/labelTxt/P####.txt, and test/images/"
+
+
+def _dota(version: str) -> DatasetInfo:
+    classes = DOTA_CLASSES[version]
+    return DatasetInfo(
+        name=f"dota-v{version}",
+        task="detection",
+        classes=classes,
+        palette=distinct_palette(len(classes)),
+        metric="mAP",
+        splits=("train", "val", "trainval", "test"),
+        loader=f"dota:DOTAv{version.replace('.', '')}",
+        layout=_DOTA_LAYOUT,
+        aliases=(f"DOTA-v{version}", f"DOTAv{version}", f"dota_v{version}", f"dota{version}"),
+        patch_size=1024,  # datasets.md §6.4: mmrotate / BboxToolkit ss configs
+        patch_gap=200,
+    )
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "potsdam": DatasetInfo(
+        name="potsdam",
+        task="segmentation",
+        classes=ISPRS_CLASSES,
+        palette=ISPRS_PALETTE,
+        metric="mF1",  # S5 README reports mF1 for Potsdam (datasets.md §1.5)
+        metric_exclude=("clutter",),
+        splits=("train", "test"),
+        split_aliases={"val": "test"},  # mmseg calls the 14 test tiles "val"
+        loader="isprs:Potsdam",
+        layout=_POTSDAM_LAYOUT,
+        aliases=("ISPRS_Potsdam", "ISPRS-Potsdam"),
+        crop_size=512,  # S5: 512 windows, stride 256 for train (529 per tile), non-overlapping test
+        stride=256,
+        test_stride=512,
+    ),
+    "vaihingen": DatasetInfo(
+        name="vaihingen",
+        task="segmentation",
+        classes=ISPRS_CLASSES,
+        palette=ISPRS_PALETTE,
+        metric="mIoU",
+        metric_exclude=("clutter",),
+        splits=("train", "test"),
+        split_aliases={"val": "test"},
+        loader="isprs:Vaihingen",
+        layout=_VAIHINGEN_LAYOUT,
+        aliases=("ISPRS_Vaihingen", "ISPRS-Vaihingen"),
+        crop_size=512,
+        stride=256,
+        test_stride=512,
+    ),
+    "loveda": DatasetInfo(
+        name="loveda",
+        task="segmentation",
+        classes=LOVEDA_CLASSES,
+        palette=LOVEDA_PALETTE,
+        metric="mIoU",
+        splits=("train", "val", "trainval", "test"),
+        loader="loveda:LoveDA",
+        layout="{Train,Val,Test}/{Urban,Rural}/images_png/{id}.png with masks_png/{id}.png beside (not for Test)",
+        aliases=("LoveDA", "love-da"),
+        crop_size=512,  # whole 1024 images; 512 random crops for training, 512/256 sliding window for test
+        stride=256,
+    ),
+    "openearthmap": DatasetInfo(
+        name="openearthmap",
+        task="segmentation",
+        classes=OEM_CLASSES,
+        palette=OEM_PALETTE,
+        metric="mIoU",
+        splits=("train", "val", "test"),
+        loader="openearthmap:OpenEarthMap",
+        layout="OpenEarthMap_wo_xBD/{train,val,test}.txt and {region}/{images,labels}/{region}_{k}.tif",
+        aliases=("OpenEarthMap", "OpenEarthMap_wo_xBD", "oem"),
+        crop_size=512,
+    ),
+    "isaid": DatasetInfo(
+        name="isaid",
+        task="segmentation",
+        classes=ISAID_CLASSES,
+        palette=ISAID_PALETTE,
+        metric="mIoU",
+        metric_exclude=("background",),  # S5 pre-training validation skips class 0
+        splits=("train", "val", "test"),
+        loader="isaid:ISAID",
+        layout="{train,val,test}/images/P####.png with P####_instance_color_RGB.png beside (train, val)",
+        aliases=("iSAID",),
+        crop_size=896,  # mmseg iSAID patches: 896 with overlap 384 (stride 512)
+        stride=512,
+        test_stride=512,
+    ),
+    "dior-r": DatasetInfo(
+        name="dior-r",
+        task="detection",
+        classes=DIOR_CLASSES,
+        palette=distinct_palette(len(DIOR_CLASSES)),
+        metric="mAP",
+        splits=("train", "val", "trainval", "test"),
+        loader="dior:DIORR",
+        layout=(
+            "JPEGImages-trainval/, JPEGImages-test/, 'Annotations/Oriented Bounding Boxes/{id}.xml' and "
+            "ImageSets/Main/{train,val,test}.txt"
+        ),
+        aliases=("DIOR-R", "DIOR", "dior_r", "diorr"),
+        crop_size=800,  # whole 800 x 800 images
+    ),
+    "dota-v1.0": _dota("1.0"),
+    "dota-v1.5": _dota("1.5"),
+    "dota-v2.0": _dota("2.0"),
+    "million-aid": DatasetInfo(
+        name="million-aid",
+        task="unlabeled",
+        classes=(),
+        palette=(),
+        metric="none",
+        splits=("all", "train", "test"),
+        loader="imagefolder:ImageFolder",
+        layout="image files (.jpg, .png, .tif) at any depth, e.g. train/{level1}/{level2}/P#######.jpg",
+        aliases=("MillionAID", "Million-AID", "millionaid", "imagefolder"),
+    ),
+    "custom": DatasetInfo(
+        name="custom",
+        task="segmentation",
+        classes=(),
+        palette=(),
+        metric="mIoU",
+        splits=("train", "val", "test"),
+        loader="custom:CustomDataset",
+        layout="a dataset YAML naming GeoTIFF scenes and a vector label file (see s5cli/datasets/custom.py)",
+    ),
+}
+
+# Datasets that live as a folder under a data root (custom data is named by its YAML instead).
+FOLDER_DATASETS = tuple(name for name in DATASETS if name != "custom")
+
+
+def _norm(name: str) -> str:
+    return name.strip().lower()
+
+
+def canonical_name(name: str) -> str:
+    """The registry name of a dataset name or alias; unknown names are an InputError listing valid ones."""
+    key = _norm(name)
+    if key in DATASETS:
+        return key
+    for info in DATASETS.values():
+        if key in (_norm(a) for a in info.aliases):
+            return info.name
+    raise InputError(f"unknown dataset '{name}'; valid names: {', '.join(DATASETS)}")
+
+
+def dataset_info(name: str, root: str | os.PathLike[str] | None = None) -> DatasetInfo:
+    """The DatasetInfo of a name or alias (for 'custom', give its YAML as root to get its classes)."""
+    info = DATASETS[canonical_name(name)]
+    if info.name == "custom" and root is not None:
+        from s5cli.datasets.custom import custom_info
+
+        return custom_info(root)
+    return info
+
+
+def find_dataset_root(data_root: str | os.PathLike[str], name: str) -> Path:
+    """``DATA_ROOT/<name>/`` or ``DATA_ROOT/<alias>/`` (case-insensitive); an InputError when absent."""
+    base = Path(data_root)
+    if not base.is_dir():
+        raise InputError("no such folder (expected a data root holding one folder per dataset)", base)
+    info = dataset_info(name)
+    wanted = [_norm(n) for n in (info.name, *info.aliases)]
+    present = {_norm(p.name): p for p in sorted(base.iterdir()) if p.is_dir()}
+    for key in wanted:
+        if key in present:
+            return present[key]
+    tried = ", ".join([info.name, *info.aliases])
+    raise InputError(f"no {info.name} folder here (looked for: {tried})", base)
+
+
+def get_dataset(
+    name: str,
+    root: str | os.PathLike[str],
+    split: str = "train",
+    transforms: Any = None,
+    **options: Any,
+) -> Any:
+    """Build the loader of a dataset folder (or custom YAML) as a torch Dataset of sample dicts."""
+    info = dataset_info(name)
+    module_name, class_name = info.loader.split(":")
+    cls = getattr(importlib.import_module(f"s5cli.datasets.{module_name}"), class_name)
+    params = inspect.signature(cls.__init__).parameters
+    valid = [p for p in params if p not in ("self", "root", "split", "transforms")]
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise InputError(f"{info.name} has no option {', '.join(unknown)}; its options: {', '.join(valid) or 'none'}")
+    return cls(root, split=split, transforms=transforms, **options)

@@ -1,0 +1,47 @@
+"""What `s5 datasets` reports: the registry and, under a data root, which datasets are there and their sizes.
+
+Counting is cheap: loaders list files and read image headers (for window counts); no pixel is decoded.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from s5cli.datasets.registry import DATASETS, FOLDER_DATASETS, find_dataset_root, get_dataset
+from s5cli.errors import InputError, S5Error
+
+
+def survey_dataset(name: str, data_root: str | os.PathLike[str]) -> dict[str, Any]:
+    """Folder, found flag, samples per split (None where a split cannot be read) and the problems."""
+    info = DATASETS[name]
+    try:
+        root = find_dataset_root(data_root, name)
+    except InputError:
+        return {"folder": None, "found": False, "samples": {}, "problems": {}}
+    samples: dict[str, int | None] = {}
+    problems: dict[str, str] = {}
+    for split in info.splits:
+        try:
+            samples[split] = len(get_dataset(name, root, split))
+        except S5Error as exc:
+            samples[split] = None
+            problems[split] = exc.message
+    found = any(n is not None for n in samples.values())
+    return {"folder": str(root), "found": found, "samples": samples, "problems": problems}
+
+
+def survey(data_root: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
+    """One entry per registered dataset: its description, plus what was found under ``data_root``."""
+    if data_root is not None and not os.path.isdir(data_root):
+        raise InputError("no such folder (expected a data root holding one folder per dataset)", data_root)
+    entries = []
+    for name, info in DATASETS.items():
+        entry = info.describe()
+        if data_root is not None:
+            if name in FOLDER_DATASETS:
+                entry.update(survey_dataset(name, data_root))
+            else:
+                entry.update(folder=None, found=None, samples={}, problems={})
+        entries.append(entry)
+    return entries
