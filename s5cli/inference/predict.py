@@ -1,0 +1,141 @@
+"""`s5 predict` as a library call: scenes -> class COGs, one GeoPackage (a layer per scene), quick-looks.
+
+Order of work: expand the scene list, plan and check every output path (nothing is loaded before an
+existing output is refused), load the checkpoint, check every scene against it (bands, GSD), then
+predict. Under torchrun the scenes are dealt out round-robin over the ranks (each rank its own device
+and its own raster outputs); see s5cli.inference.shards for how the GeoPackage is written by one
+process at a time.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from s5cli.errors import ConfigError, InputError
+from s5cli.geo.files import atomic_output, check_output
+from s5cli.geo.vector import layer_name
+from s5cli.inference.config import PredictConfig
+from s5cli.inference.inputs import expand_scenes
+from s5cli.inference.scene import SceneTargets, plan_scene, predict_scene
+
+
+def plan_targets(scenes: list[str], cfg: PredictConfig) -> list[SceneTargets]:
+    """Output paths of every scene; refuses existing ones without --overwrite (before any work)."""
+    several = len(scenes) > 1
+    if cfg.output is not None:
+        out = check_output(cfg.output, cfg.overwrite)
+        if out.suffix.lower() != ".gpkg":
+            raise InputError("-o/--output must be a GeoPackage (.gpkg)", out)
+    layers: list[str] = []
+    targets = []
+    for scene in scenes:
+        layer = layer_name(scene, layers) if cfg.output is not None else None
+        if layer is not None:
+            layers.append(layer)
+        name = layer or layer_name(scene)
+        raster = _per_scene(cfg.raster, name, ".tif", several)
+        confidence = raster.with_name(f"{raster.stem}_confidence.tif") if raster is not None and cfg.probs else None
+        preview = _per_scene(cfg.preview, name, ".png", several)
+        for path in (raster, confidence, preview):
+            if path is not None:
+                check_output(path, cfg.overwrite)
+        targets.append(SceneTargets(scene, layer, raster, confidence, preview))
+    return targets
+
+
+def _per_scene(option: str | None, name: str, suffix: str, several: bool) -> Path | None:
+    """One scene: the path as given. Several: a folder holding <scene><suffix> per scene."""
+    if option is None:
+        return None
+    path = Path(option)
+    if not several:
+        return path
+    if path.suffix.lower() == suffix:
+        raise InputError(f"with several scenes this option names a folder (one <scene>{suffix} each)", path)
+    if path.exists() and not path.is_dir():
+        raise InputError("is a file; with several scenes give a folder", path)
+    return path / f"{name}{suffix}"
+
+
+def run_predict(cfg: PredictConfig) -> dict[str, Any]:
+    """Run `s5 predict`; returns a JSON-safe summary (per scene: sizes, tiles, timings, polygon counts)."""
+    from s5cli.inference.predictor import load_predictor
+    from s5cli.inference.shards import ShardContext, merge_rank_layers
+
+    t0 = time.perf_counter()
+    if cfg.checkpoint is None:
+        raise ConfigError("no checkpoint: give --checkpoint CKPT")
+    if cfg.output is None and cfg.raster is None:
+        raise ConfigError("nothing to write: give -o OUT.gpkg and/or --raster OUT.tif")
+    if cfg.probs and cfg.raster is None:
+        raise ConfigError("--probs writes beside the class raster: give --raster too")
+    scenes = expand_scenes(cfg.scenes)
+    targets = plan_targets(scenes, cfg)
+    shard = ShardContext.from_env(cfg.device, cfg.output)
+    predictor = load_predictor(cfg.checkpoint, cfg.dataset, str(shard.device))
+    if predictor.head.task != "segmentation":
+        return _run_detection(cfg, targets, predictor)
+    plans = [plan_scene(t, predictor, cfg) for t in targets]
+    mine = plans[shard.rank :: shard.world_size]
+    results: list[dict[str, Any]] = []
+    gpkg_dest = Path(cfg.output) if cfg.output is not None else None
+    scratch = Path(tempfile.mkdtemp(prefix=".s5-predict-", dir=_scratch_parent(targets, gpkg_dest)))
+    try:
+        if shard.world_size == 1:
+            if gpkg_dest is None:
+                results = [predict_scene(p, predictor, cfg, None, scratch) for p in mine]
+            else:
+                with atomic_output(gpkg_dest, cfg.overwrite) as gpkg:
+                    results = [predict_scene(p, predictor, cfg, gpkg, scratch) for p in mine]
+                    _ensure_file(gpkg, results)
+        else:
+            part = shard.rank_gpkg() if gpkg_dest is not None else None
+            try:
+                results = [predict_scene(p, predictor, cfg, part, scratch) for p in mine]
+            except BaseException:
+                shard.mark_failed()
+                raise
+            shard.mark_done(results)
+            if shard.rank == 0:
+                results = shard.wait_for_ranks()
+                if gpkg_dest is not None:
+                    with atomic_output(gpkg_dest, cfg.overwrite) as gpkg:
+                        merge_rank_layers(shard.rank_gpkgs(), gpkg, [t.layer for t in targets if t.layer])
+                shard.cleanup()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return {
+        "checkpoint": str(cfg.checkpoint),
+        "head": predictor.head.name,
+        "classes": list(predictor.head.classes),
+        "device": str(predictor.device),
+        "rank": shard.rank,
+        "world_size": shard.world_size,
+        "output": cfg.output,
+        "scenes": results,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+
+
+def _scratch_parent(targets: list[SceneTargets], gpkg: Path | None) -> Path:
+    """Working rasters go beside the outputs (same disk, room for them), not in a small /tmp."""
+    first = gpkg or next((t.raster or t.preview for t in targets if (t.raster or t.preview)), None)
+    parent = (first.parent if first is not None else Path(".")).resolve()
+    parent.mkdir(parents=True, exist_ok=True)
+    return parent
+
+
+def _ensure_file(gpkg: Path, results: list[dict[str, Any]]) -> None:
+    if not gpkg.exists():
+        raise InputError("no layer was written", gpkg)
+
+
+def _run_detection(cfg: PredictConfig, targets: list[SceneTargets], predictor: Any) -> dict[str, Any]:
+    """Detection checkpoints: oriented boxes as polygons (see s5cli.inference.detect)."""
+    from s5cli.inference.detect import run_detection
+
+    return run_detection(cfg, targets, predictor)

@@ -1,0 +1,90 @@
+"""The model side of predict: a checkpoint (or any module honouring the ModelSpec contract) as a batch function.
+
+`Predictor(x)` takes a numpy batch (B, C, T, T) of [0, 1] tiles and returns softmax probabilities
+(B, K, T, T) float32, under torch.inference_mode, with bf16 autocast on CUDA (bf16 is exact enough
+for an argmax, machine.md) and float32 on CPU (so that results do not depend on the CPU's bf16 support).
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from s5cli.errors import InputError
+from s5cli.models.spec import HeadSpec, ModelSpec
+
+
+@dataclass
+class Predictor:
+    """A model, the head it predicts with and the device it runs on."""
+
+    model: nn.Module
+    spec: ModelSpec
+    head: HeadSpec
+    device: torch.device
+    autocast: bool = True
+
+    @property
+    def tile_size(self) -> int:
+        """The tile size the checkpoint was trained at."""
+        return int(self.spec.input.tile_size)
+
+    @property
+    def num_bands(self) -> int:
+        """Input bands the model takes."""
+        return len(self.spec.input.bands)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """(B, C, T, T) float32 in [0, 1] -> (B, K, T, T) float32 class probabilities."""
+        use_amp = self.autocast and self.device.type == "cuda"
+        amp = torch.autocast(device_type="cuda", dtype=torch.bfloat16) if use_amp else nullcontext()
+        with torch.inference_mode(), amp:
+            batch = torch.from_numpy(np.ascontiguousarray(x)).to(self.device, non_blocking=True)
+            logits = self.model(batch, self.head.name)
+            if not isinstance(logits, torch.Tensor) or logits.ndim != 4:
+                raise InputError(f"head '{self.head.name}' does not return (B, K, H, W) segmentation logits")
+            probs = torch.softmax(logits.float(), dim=1)
+        return probs.cpu().numpy()
+
+
+def predictor_for(
+    model: nn.Module,
+    spec: ModelSpec | None = None,
+    dataset: str | None = None,
+    device: str | torch.device | None = None,
+) -> Predictor:
+    """Wrap a loaded model (with a `.spec`, or given one) for predict; picks its head by dataset name."""
+    spec = spec if spec is not None else getattr(model, "spec", None)
+    if not isinstance(spec, ModelSpec):
+        raise InputError("the model carries no ModelSpec (.spec); pass spec=")
+    head = spec.head(dataset)
+    if device is None:
+        try:
+            dev = next(model.parameters()).device
+        except StopIteration:
+            dev = torch.device("cpu")
+    else:
+        dev = torch.device(device) if not isinstance(device, str) else _resolve(device)
+    model = model.to(dev).eval()
+    return Predictor(model=model, spec=spec, head=head, device=dev)
+
+
+def _resolve(name: str) -> torch.device:
+    from s5cli.training.distributed import resolve_device
+
+    return resolve_device(name, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def load_predictor(checkpoint: str | os.PathLike[str], dataset: str | None = None, device: str = "auto") -> Predictor:
+    """Load a checkpoint (weights only, never code) onto a device and pick its head."""
+    from s5cli.models.checkpoint import load_checkpoint
+
+    dev = _resolve(device)
+    model, spec, _ = load_checkpoint(checkpoint, device=dev)
+    head = spec.head(dataset)
+    return Predictor(model=model, spec=spec, head=head, device=dev)

@@ -1,0 +1,175 @@
+"""One scene, end to end: open and check -> (resample) -> engine -> scene grid -> COG, polygons, quick-look.
+
+Every output of a scene is built under a temporary name beside its destination and renamed only once
+the whole scene has succeeded (geo.files.atomic_output), so a failed or killed run leaves nothing at
+any destination. Working rasters live in a scratch folder that is always removed.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rasterio.errors import NotGeoreferencedWarning
+
+from s5cli.console import info, progress_bar, warn
+from s5cli.geo.cog import write_cog
+from s5cli.geo.files import atomic_output
+from s5cli.geo.polygonize import polygonize_raster
+from s5cli.geo.raster import RasterInfo, info_of
+from s5cli.geo.vector import SEGMENT_FIELDS, AreaCalculator, LayerWriter, segment_frame
+from s5cli.inference.config import PredictConfig
+from s5cli.inference.engine import predict_source
+from s5cli.inference.inputs import resolve_bands, working_factor
+from s5cli.inference.normalize import make_normaliser
+from s5cli.inference.predictor import Predictor
+from s5cli.inference.preview import render_preview
+from s5cli.inference.sinks import GeoTiffSink, to_scene_grid
+from s5cli.inference.sources import RasterioSource, open_rasterio_source, resampled
+
+POLYGON_BLOCK = 2048  # block side for polygonising: a few MB per block, any scene size
+
+
+@dataclass(frozen=True)
+class SceneTargets:
+    """Where one scene's outputs go (None: not asked for)."""
+
+    scene: str
+    layer: str | None = None
+    raster: Path | None = None
+    confidence: Path | None = None
+    preview: Path | None = None
+
+
+@dataclass(frozen=True)
+class ScenePlan:
+    """A checked scene: its grid, the bands to read and the working-grid factor."""
+
+    targets: SceneTargets
+    info: RasterInfo
+    bands: list[int]
+    factor: float
+
+
+def open_scene(path: str) -> RasterioSource:
+    """Open a scene; rasterio's not-georeferenced warning is replaced by ours (see plan_scene)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        return open_rasterio_source(path)
+
+
+def plan_scene(targets: SceneTargets, predictor: Predictor, cfg: PredictConfig) -> ScenePlan:
+    """Open a scene and check it against the checkpoint (bands, GSD) before any heavy work."""
+    src = open_scene(targets.scene)
+    try:
+        raster = info_of(src.ds, targets.scene)
+        bands = resolve_bands(src.count, cfg.bands, predictor.spec.input, src.alpha_bands(), targets.scene)
+        factor = working_factor(raster, cfg.gsd, predictor.spec.input, targets.scene)
+    finally:
+        src.close()
+    return ScenePlan(targets, raster, bands, factor)
+
+
+def tile_and_overlap(cfg: PredictConfig, predictor: Predictor) -> tuple[int, int]:
+    """Tile side (multiple of 16, default the checkpoint's) and overlap in pixels (a multiple of 2)."""
+    from s5cli.errors import InputError
+
+    tile = int(cfg.tile_size or predictor.tile_size)
+    if tile % 16:
+        raise InputError(f"--tile-size must be a multiple of 16 (the ViT patch size), got {tile}")
+    overlap = 2 * round(cfg.overlap * tile / 2)
+    return tile, min(overlap, tile - 16)
+
+
+def predict_scene(plan: ScenePlan, predictor: Predictor, cfg: PredictConfig, gpkg: Path | None, scratch: Path) -> dict:
+    """Predict one scene into its targets (and a layer of the GeoPackage at `gpkg`); returns a summary."""
+    t0 = time.perf_counter()
+    tg, raster = plan.targets, plan.info
+    head = predictor.head
+    if not raster.is_georeferenced:
+        warn(f"{tg.scene}: no georeferencing; predicting in pixel coordinates (outputs carry no CRS)")
+    elif raster.is_rotated:
+        info(f"{tg.scene}: rotated geotransform; outputs keep it and polygons use the full affine")
+    tile, overlap = tile_and_overlap(cfg, predictor)
+    src = open_scene(tg.scene)
+    work = src
+    summary: dict[str, Any] = {"scene": tg.scene, "width": raster.width, "height": raster.height}
+    with ExitStack() as outputs:
+        try:
+            normalise = make_normaliser(src, predictor.spec.input, plan.bands, cfg.stretch)
+            if plan.factor != 1.0:
+                work = resampled(src, plan.factor)
+            sink = GeoTiffSink(scratch, work, head.classes, head.palette)
+            try:
+                stats = predict_source(
+                    work,
+                    predictor,
+                    head.num_classes,
+                    sink,
+                    tile,
+                    overlap,
+                    cfg.batch_size,
+                    plan.bands,
+                    normalise,
+                    description=Path(tg.scene).name,
+                )
+            finally:
+                sink.close()
+            if plan.factor != 1.0:
+                cls_path, conf_path, valid = to_scene_grid(
+                    sink.class_path, sink.conf_path, src, scratch, head.classes, head.palette, plan.bands
+                )
+            else:
+                cls_path, conf_path, valid = sink.class_path, sink.conf_path, sink.valid_pixels
+            if valid == 0:
+                warn(f"{tg.scene}: every pixel is nodata; its outputs are valid but empty")
+            if tg.raster is not None:
+                write_cog(cls_path, outputs.enter_context(atomic_output(tg.raster, cfg.overwrite)))
+            if tg.confidence is not None:
+                write_cog(conf_path, outputs.enter_context(atomic_output(tg.confidence, cfg.overwrite)))
+            if tg.preview is not None:
+                out = outputs.enter_context(atomic_output(tg.preview, cfg.overwrite))
+                render_preview(src, plan.bands, cls_path, head.classes, head.palette, out, Path(tg.scene).name)
+            polygons = 0
+            if gpkg is not None and tg.layer is not None:
+                polygons = write_polygons(cls_path, conf_path, raster, head.classes, gpkg, tg.layer, cfg)
+        finally:
+            if work is not src:
+                work.ds.close()
+            src.close()
+        # Leaving the stack renames every finished output into place (all of them, or none on error).
+    summary.update(
+        layer=tg.layer,
+        raster=str(tg.raster) if tg.raster else None,
+        confidence=str(tg.confidence) if tg.confidence else None,
+        preview=str(tg.preview) if tg.preview else None,
+        working_factor=plan.factor,
+        tile_size=tile,
+        overlap_px=overlap,
+        tiles=stats.tiles,
+        skipped_tiles=stats.skipped,
+        predicted_pixels=valid,
+        polygons=polygons,
+        forward_s=round(stats.forward_s, 3),
+        seconds=round(time.perf_counter() - t0, 3),
+        megapixels_per_s=round(raster.width * raster.height / 1e6 / max(time.perf_counter() - t0, 1e-9), 3),
+    )
+    return summary
+
+
+def write_polygons(
+    cls_path: Path, conf_path: Path, raster: RasterInfo, classes: list[str], gpkg: Path, layer: str, cfg: PredictConfig
+) -> int:
+    """Polygonise a class raster block by block into one GeoPackage layer; returns the polygon count."""
+    areas = AreaCalculator(raster.transform, raster.crs, raster.width, raster.height)
+    writer = LayerWriter(gpkg, layer, raster.crs, SEGMENT_FIELDS)
+    with progress_bar(f"{layer}: polygons", total=raster.width * raster.height) as bar:
+        for pieces in polygonize_raster(cls_path, conf_path, POLYGON_BLOCK, cfg.sieve, on_block=bar.advance):
+            frame = segment_frame(pieces, classes, raster.transform, raster.crs, areas, cfg.simplify, cfg.min_area)
+            writer.write(frame)
+    writer.close()
+    return writer.count

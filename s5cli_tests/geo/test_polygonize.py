@@ -1,0 +1,150 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import shapely
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from rasterio import features
+from rasterio.transform import from_origin
+from shapely.geometry import shape
+
+from s5cli.geo.cog import CLASS_NODATA
+from s5cli.geo.polygonize import Piece, SeamMerger, block_pieces, polygonize_raster
+
+
+def write_classes(path: Path, arr: np.ndarray, conf: np.ndarray | None = None) -> tuple[Path, Path | None]:
+    profile = {
+        "driver": "GTiff",
+        "width": arr.shape[1],
+        "height": arr.shape[0],
+        "count": 1,
+        "dtype": "uint8",
+        "crs": "EPSG:32633",
+        "transform": from_origin(500000, 5800000, 1, 1),
+        "nodata": CLASS_NODATA,
+    }
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(arr, 1)
+    conf_path = None
+    if conf is not None:
+        conf_path = path.with_name(path.stem + "_conf.tif")
+        with rasterio.open(conf_path, "w", **{**profile, "nodata": 0}) as dst:
+            dst.write(conf, 1)
+    return path, conf_path
+
+
+def whole_array(arr: np.ndarray) -> list[tuple[int, shapely.Geometry]]:
+    return [(int(v), shape(g)) for g, v in features.shapes(arr, mask=arr != CLASS_NODATA, connectivity=4)]
+
+
+def blockwise(path: Path, block: int, sieve: int = 0, conf: Path | None = None) -> list[Piece]:
+    return [p for batch in polygonize_raster(path, conf, block=block, sieve=sieve) for p in batch]
+
+
+def assert_same_polygons(pieces: list[Piece], expected: list[tuple[int, shapely.Geometry]]) -> None:
+    assert len(pieces) == len(expected)
+
+    def key(item: tuple[int, shapely.Geometry]) -> tuple:
+        return (item[0], *shapely.bounds(item[1]), item[1].area)
+
+    got = sorted(((p.class_id, p.geom) for p in pieces), key=key)
+    want = sorted(expected, key=key)
+    for (c1, g1), (c2, g2) in zip(got, want):
+        assert c1 == c2
+        assert g1.is_valid
+        assert shapely.equals(g1, g2), (g1.wkt, g2.wkt)
+
+
+def test_known_square_exact_coordinates(tmp_path: Path) -> None:
+    # rasterio's test habit: a 3x3 square of ones at [2:5, 2:5] in a 10x10 map.
+    arr = np.zeros((10, 10), np.uint8)
+    arr[2:5, 2:5] = 1
+    path, _ = write_classes(tmp_path / "c.tif", arr)
+    pieces = blockwise(path, block=4)  # the square is cut by the seams at 4
+    ones = [p for p in pieces if p.class_id == 1]
+    assert len(ones) == 1
+    assert shapely.equals(ones[0].geom, shapely.box(2, 2, 5, 5))
+    assert ones[0].pixels == 9
+    background = [p for p in pieces if p.class_id == 0]
+    assert len(background) == 1 and background[0].pixels == 91
+    assert len(background[0].geom.interiors) == 1  # holes kept
+
+
+def test_nodata_carries_no_polygon(tmp_path: Path) -> None:
+    arr = np.full((12, 12), CLASS_NODATA, np.uint8)
+    arr[3:9, 3:9] = 2
+    path, _ = write_classes(tmp_path / "c.tif", arr)
+    pieces = blockwise(path, block=5)
+    assert [p.class_id for p in pieces] == [2]
+    assert shapely.equals(pieces[0].geom, shapely.box(3, 3, 9, 9))
+
+
+def test_all_nodata_gives_nothing(tmp_path: Path) -> None:
+    path, _ = write_classes(tmp_path / "c.tif", np.full((9, 7), CLASS_NODATA, np.uint8))
+    assert blockwise(path, block=4) == []
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    seed=st.integers(0, 10_000),
+    height=st.integers(5, 23),
+    width=st.integers(5, 23),
+    block=st.integers(3, 9),
+    classes=st.integers(1, 4),
+)
+def test_blockwise_equals_whole_array(tmp_path: Path, seed: int, height: int, width: int, block: int, classes: int):
+    rng = np.random.default_rng(seed)
+    # Blobby maps (upsampled noise) so polygons span seams, plus nodata pixels.
+    small = rng.integers(0, classes, size=(height // 2 + 1, width // 2 + 1)).astype(np.uint8)
+    arr = np.kron(small, np.ones((2, 2), np.uint8))[:height, :width].copy()
+    arr[rng.random(arr.shape) < 0.08] = CLASS_NODATA
+    path, _ = write_classes(tmp_path / f"c{seed}.tif", arr)
+    assert_same_polygons(blockwise(path, block=block), whole_array(arr))
+
+
+def test_confidence_means(tmp_path: Path) -> None:
+    arr = np.zeros((6, 8), np.uint8)
+    arr[:, 4:] = 1
+    conf = np.full((6, 8), 255, np.uint8)
+    conf[:, 4:] = 51  # p = 0.2
+    conf[0, 0] = 0  # p = 0 on one pixel of class 0
+    path, conf_path = write_classes(tmp_path / "c.tif", arr, conf)
+    pieces = {p.class_id: p for p in blockwise(path, block=3, conf=conf_path)}
+    assert pieces[1].mean_conf == pytest.approx(0.2)
+    assert pieces[0].mean_conf == pytest.approx(23 / 24)
+    assert pieces[0].pixels == 24 and pieces[1].pixels == 24
+
+
+def test_sieve_removes_specks_across_seams(tmp_path: Path) -> None:
+    arr = np.zeros((20, 20), np.uint8)
+    arr[:, 10:] = 1
+    arr[4, 4] = 2  # a speck inside a block
+    arr[9, 9] = 2  # a speck on the corner of four blocks (block = 10... seam at 10)
+    arr[9:11, 15] = 2  # 2 pixels straddling a horizontal seam
+    path, _ = write_classes(tmp_path / "c.tif", arr)
+    pieces = blockwise(path, block=10, sieve=3)
+    assert sorted(p.class_id for p in pieces) == [0, 1]
+    whole = features.sieve(arr, size=3, connectivity=4)
+    assert_same_polygons(pieces, whole_array(whole))
+
+
+def test_seam_merger_needs_a_shared_edge() -> None:
+    merger = SeamMerger()
+    a = Piece(1, shapely.box(0, 0, 2, 2), 4, 4)
+    b = Piece(1, shapely.box(2, 2, 4, 4), 4, 2)  # touches a at a corner only
+    c = Piece(1, shapely.box(2, 0, 4, 2), 4, 0)  # shares an edge with a and with b
+    merger.add([a, b])
+    assert len(merger.release(None)) == 2
+    merger.add([a, b, c])
+    merged = merger.release(None)
+    assert len(merged) == 1 and merged[0].pixels == 12 and merged[0].conf_sum == 6
+
+
+def test_block_pieces_offsets_to_scene_pixels() -> None:
+    block = np.array([[1, 1], [0, 1]], np.uint8)
+    pieces = block_pieces(block, None, col0=10, row0=20)
+    ones = next(p for p in pieces if p.class_id == 1)
+    assert shapely.bounds(ones.geom).tolist() == [10, 20, 12, 22]
+    assert ones.pixels == 3
