@@ -32,21 +32,25 @@ VERSION = 1
 
 def plain(value: Any, where: str = "checkpoint") -> Any:
     """Convert a value to the types weights_only loading accepts; anything else is a TypeError naming it."""
-    if value is None or isinstance(value, bool | int | float | str | torch.Tensor):
-        return value.detach() if isinstance(value, torch.Tensor) else value
+    if type(value).__module__ == "numpy":  # numpy scalars (np.float64 is also a float) and arrays, e.g. metrics
+        return torch.from_numpy(value) if getattr(value, "shape", ()) else value.item()
+    if value is None or type(value) in (bool, int, float, str):
+        return value
+    if isinstance(value, torch.Tensor):
+        return value.detach()
+    if isinstance(value, enum.Enum):
+        return plain(value.value, where)
+    if isinstance(value, bool | int | float | str):  # other subclasses of the builtins
+        return type(value).__mro__[-2](value)
     if isinstance(value, dict):
-        return {k if isinstance(k, int | str) else str(k): plain(v, f"{where}.{k}") for k, v in value.items()}
+        return {k if type(k) in (int, str) else str(k): plain(v, f"{where}.{k}") for k, v in value.items()}
     if isinstance(value, list | tuple):
         items = [plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
         return tuple(items) if isinstance(value, tuple) else items
     if isinstance(value, PurePath):
         return str(value)
-    if isinstance(value, enum.Enum):
-        return plain(value.value, where)
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
-    if type(value).__module__ == "numpy":  # numpy scalars and arrays, e.g. metrics
-        return torch.from_numpy(value) if hasattr(value, "shape") and value.shape else value.item()
     raise TypeError(f"{where}: a {type(value).__name__} cannot be stored in a checkpoint")
 
 

@@ -77,20 +77,18 @@ def map_backbone_key(key: str) -> str | None:
     return None
 
 
-def _split_backbone(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """(backbone keys without prefix, everything else)."""
-    backbone, rest = {}, {}
+def _split_backbone(state: dict[str, torch.Tensor]) -> tuple[dict, dict, dict[str, str]]:
+    """(backbone keys without prefix, everything else, {backbone key: key in the file})."""
+    backbone, rest, names = {}, {}, {}
     for key, value in state.items():
-        prefix = next((p for p in _BACKBONE_PREFIXES if key.startswith(p)), None)
-        if prefix is not None:
-            backbone[key[len(prefix) :]] = value
-        elif _BARE_BACKBONE.match(key):
-            backbone[key] = value
+        prefix = next((p for p in _BACKBONE_PREFIXES if key.startswith(p)), "")
+        if prefix or _BARE_BACKBONE.match(key):
+            backbone[key[len(prefix) :]], names[key[len(prefix) :]] = value, key
         else:
             rest[key] = value
     if "patch_embed.projection.weight" not in backbone:
         raise InputError("no ViT backbone found (no patch_embed.projection.weight): not an S5 ViT checkpoint")
-    return backbone, rest
+    return backbone, rest, names
 
 
 def _modules(rest: dict[str, torch.Tensor], pattern: str) -> list[str]:
@@ -100,10 +98,12 @@ def _modules(rest: dict[str, torch.Tensor], pattern: str) -> list[str]:
 def _pick(available: list[str], prefix: str, name: str, position: int, defaults: list[str], used: set) -> str | None:
     """The official module for dataset `name` at expert `position`: by name, then by official position."""
     by_name = [m for m in available if m.lower() == f"{prefix}_{name}".lower()]
-    by_position = [defaults[position]] if position < len(defaults) and defaults[position] in available else []
+    if name.lower() in S5_SEGMENTATION_DATASETS and len(defaults) == len(S5_SEGMENTATION_DATASETS):
+        by_name.append(defaults[S5_SEGMENTATION_DATASETS.index(name.lower())])  # e.g. vaihingen: unsuffixed
+    by_position = [defaults[position]] if position < len(defaults) else []
     only = available if len(available) == 1 else []
     for candidate in by_name + by_position + only:
-        if candidate not in used:
+        if candidate in available and candidate not in used:
             used.add(candidate)
             return candidate
     return None
@@ -169,7 +169,7 @@ def convert_official(
     Returns:
         (spec, our state dict, {our key: official key}, official keys that could not be mapped).
     """
-    backbone, rest = _split_backbone(state)
+    backbone, rest, file_keys = _split_backbone(state)
     weight = backbone["patch_embed.projection.weight"]  # (D, C, 16, 16)
     if weight.shape[1] != 3:
         raise InputError(f"the patch embedding takes {weight.shape[1]} bands; the S5 weights are RGB")
@@ -185,13 +185,23 @@ def convert_official(
     for key, value in backbone.items():
         target = map_backbone_key(key)
         if target is None:
-            unmapped.append(key)
+            unmapped.append(file_keys[key])
         else:
-            ours[target], origin[target] = value, key
+            ours[target], origin[target] = value, file_keys[key]
 
-    detection = [k for k in rest if _DETECTION.match(k)]
+    detection = any(_DETECTION.match(k) for k in rest)
     if detection:
-        names = datasets or [_DETECTION_NAMES.get(n, n) for n in _modules(rest, r"neck_([^.]+)\.")]
+        default = [_DETECTION_NAMES.get(n, n) for n in _modules(rest, r"neck_([^.]+)\.")]
+    else:
+        default = S5_SEGMENTATION_DATASETS[: len(experts)] if experts else ["isaid"]
+    names = datasets or default
+    if experts and len(names) != len(experts):
+        raise InputError(
+            f"the file has {len(experts)} experts but {len(names)} dataset names; name them in order with --datasets"
+        )
+    if not experts and len(names) != 1 and any(k.startswith("semseg") for k in rest):
+        raise InputError("a single-head checkpoint: give one name with --datasets")
+    if detection:
         mapper = _detection_mapper()
         if mapper is None:
             raise InputError("this is a detection checkpoint, and detection weight import is not available")
@@ -199,16 +209,8 @@ def convert_official(
         mapped, left = mapper(rest, names)
         head_origin = {k: "(detection head)" for k in mapped}
     else:
-        default = S5_SEGMENTATION_DATASETS[: len(experts)] if experts else ["isaid"]
-        names = datasets or default
-        if experts and len(experts) > len(S5_SEGMENTATION_DATASETS) and not datasets:
-            raise InputError(f"the file has {len(experts)} experts; name their datasets in order with --datasets")
         heads, prefixes = _segmentation_heads(rest, names, moe=bool(experts))
         mapped, head_origin, left = _map_prefixed(rest, prefixes)
-    if experts and len(names) != len(experts):
-        raise InputError(f"the file has {len(experts)} experts but {len(names)} dataset names were given")
-    if not experts and len(names) != 1 and any(k.startswith("semseg") for k in rest):
-        raise InputError("a single-head checkpoint: give one name with --datasets")
     ours.update(mapped)
     origin.update(head_origin)
     channels = next((v.shape[0] for k, v in rest.items() if k.endswith("fpn_bottleneck.conv.weight")), 256)

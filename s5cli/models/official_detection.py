@@ -1,0 +1,94 @@
+"""Map the detection heads of official S5 / OBBDetection checkpoints onto our Oriented R-CNN heads.
+
+Official names (mmdet 2.x modules, `OBBTwoStageDetectorMTD` with one neck/RPN/RoI head per task,
+s5_method.md §3, §5; a single-dataset `OBBTwoStageDetector` has them unsuffixed):
+- `neck_<task>.lateral_convs.{i}.conv.*`, `neck_<task>.fpn_convs.{i}.conv.*` (mmdet FPN ConvModules);
+- `rpn_head_<task>.rpn_conv.*`, `.rpn_cls.*`, `.rpn_reg.*` (OrientedRPNHead);
+- `roi_head_<task>.bbox_head.shared_fcs.{0,1}.*`, `.bbox_head.fc_cls.*`, `.bbox_head.fc_reg.*`
+  (OBBShared2FCBBoxHead; background is the last `fc_cls` row, as in ours).
+Ours (s5cli.detection.head under the network's `heads.<key>.`): `neck.lateral_convs.{i}.*`,
+`neck.fpn_convs.{i}.*`, `rpn_head.rpn_{conv,cls,reg}.*`, `roi_head.shared_fcs.{0,1}.*`, `roi_head.fc_{cls,reg}.*`.
+The official task names are `dior` and `dota`; our dataset names match them by their first word
+(`dior-r` -> `dior`, `dota-v2.0` -> `dota`), exactly, or else by position in the official task order.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+from s5cli.errors import InputError
+from s5cli.models.network import head_key
+
+_MODULE = re.compile(r"(neck|rpn_head|roi_head)(?:_([^.]+))?\.(.+)")
+_RULES = {
+    "neck": [(r"(lateral_convs|fpn_convs)\.(\d+)\.conv\.(weight|bias)", r"neck.\1.\2.\3")],
+    "rpn_head": [(r"(rpn_conv|rpn_cls|rpn_reg)\.(weight|bias)", r"rpn_head.\1.\2")],
+    "roi_head": [
+        (r"bbox_head\.shared_fcs\.(\d+)\.(weight|bias)", r"roi_head.shared_fcs.\1.\2"),
+        (r"bbox_head\.(fc_cls|fc_reg)\.(weight|bias)", r"roi_head.\1.\2"),
+    ],
+}
+
+
+def _first_word(name: str) -> str:
+    return re.split(r"[-_.]", name.lower())[0]
+
+
+def _match_tasks(tasks: list[str | None], names: list[str]) -> dict[str | None, str]:
+    """{official task suffix (None: unsuffixed): our dataset name}."""
+    if tasks == [None]:
+        if len(names) != 1:
+            raise InputError(f"a single-dataset detection checkpoint, but {len(names)} dataset names were given")
+        return {None: names[0]}
+    suffixed = [t for t in tasks if t is not None]
+    if len(suffixed) != len(names):
+        raise InputError(f"the checkpoint has detection heads for {suffixed}, but datasets {names} were given")
+    found: dict[str | None, str] = {}
+    left = list(names)
+    for rule in (lambda t, n: t.lower() == n.lower() or t == head_key(n), lambda t, n: t.lower() == _first_word(n)):
+        for task in suffixed:
+            match = next((n for n in left if task not in found and rule(task, n)), None)
+            if match is not None:
+                found[task] = match
+                left.remove(match)
+    for task in suffixed:  # the rest by position, in the checkpoint's task order
+        if task not in found:
+            found[task] = left.pop(0)
+    return found
+
+
+def map_detection_keys(
+    state_dict: dict[str, torch.Tensor], dataset_names: list[str], prefix: str = "heads."
+) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Official neck/RPN/RoI-head tensors renamed to `<prefix><head key>.<our name>`; returns (mapped, unmapped keys).
+
+    Keys of other parts (e.g. `backbone.*`) and unknown head keys come back in the unmapped list.
+    """
+    tasks: list[str | None] = []
+    for key in state_dict:
+        m = _MODULE.fullmatch(key.removeprefix("module."))
+        if m and m.group(2) not in tasks:
+            tasks.append(m.group(2))
+    if not tasks:
+        return {}, list(state_dict)
+    if None in tasks and len(tasks) > 1:
+        raise InputError("the checkpoint mixes unsuffixed and per-dataset detection heads")
+    owner = _match_tasks(tasks, list(dataset_names))
+    mapped: dict[str, torch.Tensor] = {}
+    unmapped: list[str] = []
+    for key, value in state_dict.items():
+        m = _MODULE.fullmatch(key.removeprefix("module."))
+        target = None
+        if m:
+            module, task, rest = m.groups()
+            for pattern, replacement in _RULES[module]:
+                if re.fullmatch(pattern, rest):
+                    target = f"{prefix}{head_key(owner[task])}." + re.sub(pattern, replacement, rest)
+                    break
+        if target is None:
+            unmapped.append(key)
+        else:
+            mapped[target] = value
+    return mapped, unmapped
