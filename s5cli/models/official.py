@@ -42,7 +42,7 @@ _BACKBONE_RULES = [
 ]
 _BACKBONE_PREFIXES = ("encoder.", "backbone.")
 _BARE_BACKBONE = re.compile(r"(patch_embed|pos_embed|cls_token|layers|fpn\d|ln1)\b")
-_DETECTION = re.compile(r"(neck|rpn_head|roi_head)_")
+_DETECTION = re.compile(r"(neck|rpn_head|roi_head)[._]")  # per-task `neck_dior.` or single `neck.`
 # Official MDF modules in task order (upernet_mdf.py): vaihingen uses the unsuffixed decoder.
 _MOE_DECODERS = ["semsegdecoder", "semsegdecoder_potsdam", "semsegdecoder_OpenEarthMap", "semsegdecoder_loveda"]
 _MOE_HEADS = ["semseghead_vaihingen", "semseghead_potsdam", "semseghead_OpenEarthMap", "semseghead_loveda"]
@@ -195,6 +195,8 @@ def convert_official(
     else:
         default = S5_SEGMENTATION_DATASETS[: len(experts)] if experts else ["isaid"]
     names = datasets or default
+    if not names:
+        raise InputError("a single-dataset detection checkpoint: name its dataset with --datasets")
     if experts and len(names) != len(experts):
         raise InputError(
             f"the file has {len(experts)} experts but {len(names)} dataset names; name them in order with --datasets"

@@ -167,3 +167,40 @@ def test_malicious_official_file_is_refused_and_not_run(tmp_path):
     with pytest.raises(UntrustedFileError):
         import_official(path, tmp_path / "ours.pt")
     assert not marker.exists() and not (tmp_path / "ours.pt").exists()
+
+
+def _official_detection_head(state: dict, ours: str, task: str) -> dict:
+    """mmdet/OBBDetection names of one task's neck, RPN and RoI head (s5_method.md §3, §5)."""
+    out = {}
+    for key, value in state.items():
+        if not key.startswith(f"heads.{ours}."):
+            continue
+        module, rest = key[len(f"heads.{ours}.") :].split(".", 1)
+        if module == "neck":  # mmdet FPN ConvModules: lateral_convs.i.conv.*
+            kind, index, param = rest.split(".")
+            out[f"neck_{task}.{kind}.{index}.conv.{param}"] = value
+        elif module == "rpn_head":
+            out[f"rpn_head_{task}.{rest}"] = value
+        else:
+            out[f"roi_head_{task}.bbox_head.{rest}"] = value
+    return out
+
+
+def test_detection_import_uses_the_detection_mapper(tmp_path):
+    pytest.importorskip("s5cli.detection.head")
+    pytest.importorskip("s5cli.models.official_detection")
+    heads = [known_head("dior-r", task="detection"), known_head("dota-v2.0", task="detection")]
+    source = _model(ModelSpec(preset="vit-nano", heads=heads, moe=True, expert_width=16, img_size=1024), seed=9)
+    state = source.state_dict()
+    official = official_encoder(source, "backbone.")
+    official.update(_official_detection_head(state, "dior-r", "dior"))
+    official.update(_official_detection_head(state, "dota-v2_0", "dota"))
+    path = tmp_path / "vit_nano_moe_dior_r_dota2.pth"
+    torch.save({"state_dict": official, "meta": {"epoch": 12, "CLASSES": ("a", "b")}}, path)
+    report = import_official(path, tmp_path / "ours.pt")
+    assert report.unmapped == [] and report.unset == []
+    assert report.datasets == ["dior-r", "dota-v2.0"] and report.moe
+    ckpt = read_checkpoint(tmp_path / "ours.pt")
+    assert ckpt["spec"]["img_size"] == 1024 and [h["task"] for h in ckpt["spec"]["heads"]] == ["detection"] * 2
+    assert set(ckpt["state_dict"]) == set(state)
+    assert all(torch.equal(ckpt["state_dict"][k], v) for k, v in state.items())
