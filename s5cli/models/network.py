@@ -87,6 +87,9 @@ def _check_spec(spec: ModelSpec) -> None:
     keys = [head_key(h.name) for h in spec.heads]
     if any(not h.name for h in spec.heads) or len(set(keys)) != len(keys):
         raise InputError(f"head names must be non-empty and distinct: {[h.name for h in spec.heads]}")
+    reserved = [k for k in keys if hasattr(nn.ModuleDict, k)]  # e.g. "keys", "train": torch refuses them
+    if reserved:
+        raise InputError(f"head names {reserved} are reserved words of torch modules; rename the dataset")
     channels = len(spec.input.bands)
     if not channels or len(spec.input.mean) != channels or len(spec.input.std) != channels:
         raise InputError(f"input bands, mean and std must have the same length (got {channels} bands)")

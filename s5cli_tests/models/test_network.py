@@ -156,6 +156,8 @@ def test_spec_validation():
         build_model(tiny_spec("a", "a"))
     with pytest.raises(InputError, match="expert_width"):
         build_model(tiny_spec("a", moe=True, expert_width=64))
+    with pytest.raises(InputError, match="reserved"):
+        build_model(tiny_spec("train"))
     with pytest.raises(InputError, match="at least one head"):
         build_model(ModelSpec(preset="vit-nano", heads=[]))
 
