@@ -7,18 +7,19 @@ import json
 import typer
 
 from s5cli.cli.boundary import guarded
-from s5cli.cli.options import DataRootOpt, JsonOpt
+from s5cli.cli.options import DataRootOpt, DatasetsOpt, JsonOpt, split_names
 
 
 @guarded
-def datasets(data_root: DataRootOpt = None, as_json: JsonOpt = False) -> None:
+def datasets(data_root: DataRootOpt = None, names: DatasetsOpt = None, as_json: JsonOpt = False) -> None:
     """List the datasets s5 reads; with --data-root, which are there and how many samples each split has.
 
-    $ s5 datasets --data-root /data --json
+    $ s5 datasets --data-root /data --datasets potsdam,loveda --json
     """
     from s5cli.datasets.survey import survey
 
-    entries = survey(data_root)
+    # Named datasets are checked strictly: one that is missing or not in its layout exits 2.
+    entries = survey(data_root, split_names(names))
     if as_json:
         payload = {"data_root": str(data_root) if data_root else None, "datasets": entries}
         typer.echo(json.dumps(payload, indent=2))

@@ -1,0 +1,139 @@
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import torch
+import yaml
+from shapely.geometry import Polygon, box
+
+from s5cli.datasets.custom import CustomDataset, custom_info
+from s5cli.datasets.registry import dataset_info, get_dataset
+from s5cli.errors import ConfigError, InputError
+from s5cli_tests import scenes
+
+X0, Y0, GSD = 500_000.0, 5_800_000.0, 0.5  # scenes.make_scene: top-left corner and pixel size (EPSG:32633)
+
+
+def pixel_box(col0: float, row0: float, col1: float, row1: float) -> Polygon:
+    return box(X0 + GSD * col0, Y0 - GSD * row1, X0 + GSD * col1, Y0 - GSD * row0)
+
+
+@pytest.fixture()
+def project(tmp_path: Path):
+    """Two 96 x 80 scenes (4 px nodata border) and labels stored in EPSG:4326 (so they get reprojected)."""
+    scenes.make_scene(tmp_path / "north.tif", seed=1)
+    scenes.make_scene(tmp_path / "south.tif", seed=2)
+    frame = gpd.GeoDataFrame(
+        {
+            "kind": ["building", "Road", "building"],
+            "geometry": [
+                pixel_box(8, 4 + 2, 20, 14 + 2),  # inside window (0, 0)
+                pixel_box(40, 0, 44, 80),  # a north-south road across windows
+                Polygon(
+                    [
+                        (X0 + GSD * 80, Y0 - GSD * 50),
+                        (X0 + GSD * 86, Y0 - GSD * 56),
+                        (X0 + GSD * 80, Y0 - GSD * 62),
+                        (X0 + GSD * 74, Y0 - GSD * 56),
+                    ]
+                ),  # a diamond
+            ],
+        },
+        crs="EPSG:32633",
+    ).to_crs("EPSG:4326")
+    frame.to_file(tmp_path / "labels.geojson", driver="GeoJSON")
+
+    def write(name: str = "data.yaml", labels: str = "labels.geojson", **extra):
+        cfg = {
+            "name": "mytown",
+            "classes": ["background", "building", "road"],
+            "scenes": [{"path": "north.tif", "split": "train"}, {"path": "south.tif", "split": "val"}],
+            "labels": labels,
+            "class_column": "kind",
+            "tile_size": 32,
+        }
+        cfg.update(extra)
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(cfg))
+        return path
+
+    return write
+
+
+def test_segmentation_windows_and_rasterised_labels(project) -> None:
+    ds = get_dataset("custom", project(background="background"), "train")
+    assert len(ds) == 9  # 96 x 80 at 32: cols {0, 32, 64} x rows {0, 32, 48}
+    sample = ds[0]
+    assert set(sample) == {"image", "mask", "dataset", "path", "window"}
+    assert sample["dataset"] == "mytown" and sample["window"] == (0, 0, 32, 32)
+    assert sample["image"].shape == (3, 32, 32) and sample["image"].dtype == torch.float32
+    mask = sample["mask"]
+    assert mask.dtype == torch.int64 and mask.shape == (32, 32)
+    expected = torch.zeros((32, 32), dtype=torch.int64)
+    expected[6:16, 8:20] = 1
+    expected[:4, :] = 255  # the nodata border of make_scene
+    expected[:, :4] = 255
+    assert torch.equal(mask, expected)
+    road = ds[1]["mask"]  # window (32, 0): the road covers cols 40..44 -> 8..12 in the window
+    assert (road[4:, 8:12] == 2).all() and (road[4:, :8] == 0).all() and (road[:4] == 255).all()
+
+
+def test_unlabeled_pixels_ignored_without_background(project) -> None:
+    mask = CustomDataset(project(), "train")[0]["mask"]
+    assert set(mask.unique().tolist()) == {1, 255}
+
+
+@pytest.mark.parametrize("suffix", ["gpkg", "shp"])
+def test_geopackage_and_shapefile(project, tmp_path: Path, suffix: str) -> None:
+    gpd.read_file(tmp_path / "labels.geojson").to_file(tmp_path / f"labels.{suffix}")
+    ds = CustomDataset(project(labels=f"labels.{suffix}", background="background"), "val")
+    assert int((ds[0]["mask"] == 1).sum()) == 120
+
+
+def test_detection_boxes(project) -> None:
+    ds = CustomDataset(project(task="detection"), "train")
+    first = ds[0]
+    assert set(first) == {"image", "polygons", "labels", "difficult", "truncated", "dataset", "path", "window"}
+    assert first["labels"].tolist() == [1]
+    assert np.allclose(first["polygons"].numpy(), [[8, 6, 20, 6, 20, 16, 8, 16]], atol=1e-3)
+    diamond = ds[8]  # window (64, 48): the diamond centred on (80, 56) -> (16, 8)
+    assert diamond["window"] == (64, 48, 32, 32)
+    assert diamond["labels"].tolist() == [1]
+    corners = sorted(map(tuple, np.round(diamond["polygons"].numpy().reshape(4, 2), 3).tolist()))
+    assert corners == [(10.0, 8.0), (16.0, 2.0), (16.0, 14.0), (22.0, 8.0)]
+    road = ds[1]  # the road is cut by the window: 32 of 80 rows inside (iof 0.4) -> dropped at min_iof 0.7
+    assert road["labels"].tolist() == []
+    assert dataset_info("custom", project(task="detection")).metric == "mAP"
+
+
+def test_split_by_fraction(project) -> None:
+    path = project(split_by="fraction", val_fraction=0.25)
+    train, val = CustomDataset(path, "train"), CustomDataset(path, "val")
+    assert (len(train), len(val)) == (14, 4)  # 18 windows, round(4.5) = 4 to val
+    assert not {(s, w) for s, w in train.index} & {(s, w) for s, w in val.index}
+
+
+def test_info_and_head(project) -> None:
+    info = custom_info(project())
+    assert info.name == "mytown" and info.classes == ("background", "building", "road")
+    head = info.head_spec()
+    assert head.name == "mytown" and head.num_classes == 3 and len(head.palette) == 3
+
+
+def test_errors(project, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown key 'tilesize'"):
+        CustomDataset(project(tilesize=64))
+    with pytest.raises(InputError, match="no column 'class'; columns: kind"):
+        CustomDataset(project(class_column="class"))
+    with pytest.raises(InputError, match="class values not in the YAML's classes: Road"):
+        CustomDataset(project(classes=["background", "building"]))
+    with pytest.raises(InputError, match="background 'grass' is not one of the classes"):
+        CustomDataset(project(background="grass"))
+    scenes.make_scene(tmp_path / "nocrs.tif", crs=None)
+    with pytest.raises(InputError, match="has no CRS"):
+        CustomDataset(project(scenes=["nocrs.tif"]))
+    with pytest.raises(InputError, match="a custom dataset is given by its YAML file"):
+        CustomDataset(tmp_path)
+    with pytest.raises(InputError, match="no such label file"):
+        CustomDataset(project(labels="missing.gpkg"))
