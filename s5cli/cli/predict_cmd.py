@@ -125,6 +125,8 @@ def predict(
     }
     cfg = load_config(PredictConfig, config, overrides)
     summary = run_predict(cfg)
+    if summary["rank"] != 0:
+        return  # under torchrun, rank 0 reports every scene
     if json_out:
         typer.echo(json.dumps(summary, indent=2))
         return

@@ -58,6 +58,8 @@ def resolve_bands(
         return list(requested)
     candidates = [b for b in range(1, count + 1) if b not in set(alpha)]
     if len(candidates) == need:
+        if len(candidates) < count:
+            info(f"{path or 'scene'}: band(s) {', '.join(map(str, alpha))} are alpha (a mask); reading {candidates}")
         return candidates
     example = ",".join(str(i) for i in range(1, need + 1))
     raise InputError(

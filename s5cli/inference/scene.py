@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rasterio.errors import NotGeoreferencedWarning
+from rasterio.errors import NodataShadowWarning, NotGeoreferencedWarning
 
 from s5cli.console import info, progress_bar, warn
 from s5cli.geo.cog import write_cog
@@ -87,6 +87,14 @@ def tile_and_overlap(cfg: PredictConfig, predictor: Predictor) -> tuple[int, int
 
 def predict_scene(plan: ScenePlan, predictor: Predictor, cfg: PredictConfig, gpkg: Path | None, scratch: Path) -> dict:
     """Predict one scene into its targets (and a layer of the GeoPackage at `gpkg`); returns a summary."""
+    with warnings.catch_warnings():
+        # A scene without georeferencing was announced once, in our words; GDAL would repeat it per file.
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        warnings.simplefilter("ignore", NodataShadowWarning)  # nodata wins over an alpha band; both mask
+        return _predict_scene(plan, predictor, cfg, gpkg, scratch)
+
+
+def _predict_scene(plan: ScenePlan, predictor: Predictor, cfg: PredictConfig, gpkg: Path | None, scratch: Path) -> dict:
     t0 = time.perf_counter()
     tg, raster = plan.targets, plan.info
     head = predictor.head

@@ -42,12 +42,14 @@ class ShardContext:
     @classmethod
     def from_env(cls, device: str, output: str | None) -> ShardContext:
         """Single process, or join torchrun's process group (only to agree on a run id)."""
-        from s5cli.training.distributed import broadcast_object, init_distributed
+        from s5cli.training.distributed import broadcast_object, init_distributed, shutdown_distributed
 
         ctx = init_distributed(device)
         if ctx.world_size == 1:
+            shutdown_distributed(ctx)
             return cls(0, 1, ctx.device)
         run_id = broadcast_object(uuid.uuid4().hex[:12] if ctx.rank == 0 else None, ctx)
+        shutdown_distributed(ctx)  # the process group was only needed to agree on the run id
         parent = Path(output).resolve().parent if output else Path(".").resolve()
         folder = parent / f".s5-predict-ranks-{run_id}"
         folder.mkdir(parents=True, exist_ok=True)
