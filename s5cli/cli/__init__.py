@@ -29,6 +29,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("models", "s5cli.cli.models_cmd:models"),
     ("weights", "s5cli.cli.weights_cmd:weights"),
     ("datasets", "s5cli.cli.datasets_cmd:datasets"),
+    ("predict", "s5cli.cli.predict_cmd:predict"),
 ]
 
 
