@@ -1,0 +1,75 @@
+"""Greedy non-maximum suppression for horizontal and rotated boxes, per class, in plain torch.
+
+Greedy NMS keeps box j (boxes sorted by score) unless a *kept* higher-scored box overlaps it by
+more than the threshold. We compute the IoU matrix once and solve that recursion by fixed-point
+iteration on the whole keep vector (Cluster-NMS, Zheng et al. 2020): iteration t fixes at least
+the first t boxes, so it ends with exactly the greedy answer, usually after a handful of rounds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from s5cli.detection.boxes import hbox_iou, rboxes_to_hboxes
+from s5cli.detection.iou import rotated_iou_aligned
+
+
+def keep_from_iou(iou: Tensor, iou_threshold: float) -> Tensor:
+    """Greedy-NMS keep mask (N,) from the IoU matrix (N, N) of boxes sorted by decreasing score."""
+    n = iou.shape[0]
+    over = torch.triu(iou > iou_threshold, diagonal=1)  # over[i, j]: i outranks j and overlaps it
+    keep = torch.ones(n, dtype=torch.bool, device=iou.device)
+    for _ in range(n):
+        new = ~(over & keep[:, None]).any(0)
+        if torch.equal(new, keep):
+            break
+        keep = new
+    return keep
+
+
+def _upper_rotated_iou(rboxes: Tensor) -> Tensor:
+    """IoU (N, N) of rotated boxes above the diagonal only (all NMS needs); pairs apart by their hboxes stay 0."""
+    h = rboxes_to_hboxes(rboxes)
+    lt = torch.maximum(h[:, None, :2], h[None, :, :2])
+    rb = torch.minimum(h[:, None, 2:], h[None, :, 2:])
+    i, j = torch.triu(((rb - lt) > 0).all(-1), diagonal=1).nonzero(as_tuple=True)
+    iou = rboxes.new_zeros(rboxes.shape[0], rboxes.shape[0])
+    if i.numel():
+        iou[i, j] = rotated_iou_aligned(rboxes[i], rboxes[j])
+    return iou
+
+
+def _nms(boxes: Tensor, scores: Tensor, iou_threshold: float, iou_fn: Callable[[Tensor], Tensor]) -> Tensor:
+    order = scores.argsort(descending=True, stable=True)
+    if order.numel() == 0:
+        return order
+    return order[keep_from_iou(iou_fn(boxes[order]), iou_threshold)]
+
+
+def nms(hboxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
+    """Indices of the horizontal boxes (N, 4) kept by greedy NMS, by decreasing score."""
+    return _nms(hboxes, scores, iou_threshold, lambda b: hbox_iou(b, b))
+
+
+def rotated_nms(rboxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
+    """Indices of the rotated boxes (N, 5) kept by greedy NMS with exact rotated IoU, by decreasing score."""
+    return _nms(rboxes, scores, iou_threshold, _upper_rotated_iou)
+
+
+def batched_nms(boxes: Tensor, scores: Tensor, groups: Tensor, iou_threshold: float) -> Tensor:
+    """Greedy NMS within each group (class, level): (N, 4) horizontal or (N, 5) rotated boxes.
+
+    Returns the kept indices over all groups, by decreasing score.
+    """
+    fn = nms if boxes.shape[-1] == 4 else rotated_nms
+    keep = [
+        torch.nonzero(groups == g, as_tuple=True)[0][fn(boxes[groups == g], scores[groups == g], iou_threshold)]
+        for g in torch.unique(groups)
+    ]
+    if not keep:
+        return torch.zeros(0, dtype=torch.long, device=boxes.device)
+    kept = torch.cat(keep)
+    return kept[scores[kept].argsort(descending=True, stable=True)]
