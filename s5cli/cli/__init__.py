@@ -30,6 +30,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("weights", "s5cli.cli.weights_cmd:weights"),
     ("datasets", "s5cli.cli.datasets_cmd:datasets"),
     ("predict", "s5cli.cli.predict_cmd:predict"),
+    ("curate", "s5cli.cli.curate_cmd:curate"),
 ]
 
 

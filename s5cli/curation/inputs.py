@@ -1,0 +1,126 @@
+"""Input scenes: files, folders (recursive) and globs, walked lazily in one stable order, split into shards.
+
+Order matters: near-duplicate removal keeps the first chip in this order, so a single run and a
+sharded run (merged later) must agree on it. Each scene gets its ordinal in the full walk (before
+any shard filter), and each scene's shard is a stable hash of its absolute path.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from rasterio.errors import NotGeoreferencedWarning
+
+from s5cli.curation.config import Shard
+from s5cli.errors import InputError
+from s5cli.geo.raster import open_raster
+
+# Formats GDAL reads that hold imagery; anything else in a folder is ignored.
+IMAGE_SUFFIXES = frozenset({".tif", ".tiff", ".png", ".jpg", ".jpeg", ".jp2", ".vrt", ".img"})
+
+
+@dataclass(frozen=True)
+class Scene:
+    """One input image: its ordinal in the walk and its absolute path."""
+
+    index: int
+    source: str
+
+    @property
+    def key(self) -> str:
+        """16 hex digits of the path's SHA-1: the scene's stable id (chip names, shard)."""
+        return hashlib.sha1(self.source.encode("utf-8")).hexdigest()[:16]
+
+    @property
+    def id(self) -> int:
+        """The key as a signed int64 (stored in the manifest and the resume records)."""
+        value = int(self.key, 16)
+        return value - (1 << 64) if value >= 1 << 63 else value
+
+    def in_shard(self, shard: Shard) -> bool:
+        """True when this scene belongs to `shard`."""
+        return int(self.key, 16) % shard.count == shard.index
+
+
+def _is_image(name: str) -> bool:
+    return not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES
+
+
+def _walk(folder: Path, exclude: set[str]) -> Iterator[str]:
+    """Image files under a folder, depth-first with sorted names; hidden and excluded folders skipped."""
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(
+            d for d in dirs if not d.startswith(".") and os.path.abspath(os.path.join(root, d)) not in exclude
+        )
+        for name in sorted(files):
+            if _is_image(name):
+                yield os.path.abspath(os.path.join(root, name))
+
+
+def _expand(arg: str, exclude: set[str]) -> Iterator[str]:
+    path = Path(arg)
+    if path.is_dir():
+        yield from _walk(path, exclude)
+    elif path.exists():
+        yield os.path.abspath(path)
+    else:
+        for match in sorted(glob.glob(arg, recursive=True)):
+            if os.path.isdir(match):
+                yield from _walk(Path(match), exclude)
+            elif _is_image(os.path.basename(match)):
+                yield os.path.abspath(match)
+
+
+def _covered_by(source: str, earlier: list[str]) -> bool:
+    """True when an earlier argument (a file, or a folder that contains it) already yields `source`."""
+    return any(source == e or source.startswith(e + os.sep) for e in earlier)
+
+
+def iter_scenes(inputs: list[str], exclude: list[str | os.PathLike[str]] | None = None) -> Iterator[Scene]:
+    """All input scenes in a stable order (arguments in order, each walked sorted).
+
+    A scene that an earlier file or folder argument already gave is skipped (no per-scene memory:
+    overlaps are found from the arguments; overlapping globs are not detected).
+    """
+    skip = [os.path.abspath(p) for p in exclude or []]
+    earlier: list[str] = []
+    index = 0
+    for arg in inputs:
+        for source in _expand(arg, set(skip)):
+            if _covered_by(source, skip) or _covered_by(source, earlier):
+                continue
+            yield Scene(index, source)
+            index += 1
+        if os.path.exists(arg):
+            earlier.append(os.path.abspath(arg))
+
+
+def check_inputs(inputs: list[str]) -> None:
+    """Fail early (InputError) on a missing path, a glob without matches or an explicit non-raster file."""
+    if not inputs:
+        raise InputError("no inputs given; pass scene files, folders or globs")
+    for arg in inputs:
+        path = Path(arg)
+        if path.is_dir():
+            continue
+        if path.exists():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                open_raster(path).close()
+            continue
+        if glob.has_magic(arg):
+            if not glob.glob(arg, recursive=True):
+                raise InputError("no files match this pattern", arg)
+            continue
+        raise InputError("no such file or folder", arg)
+
+
+def count_scenes(inputs: list[str], shard: Shard, exclude: list[str | os.PathLike[str]] | None = None) -> int:
+    """Number of scenes of a shard (a listing only, no file is opened)."""
+    return sum(1 for s in iter_scenes(inputs, exclude) if s.in_shard(shard))
