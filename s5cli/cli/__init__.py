@@ -29,6 +29,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("models", "s5cli.cli.models_cmd:models"),
     ("weights", "s5cli.cli.weights_cmd:weights"),
     ("datasets", "s5cli.cli.datasets_cmd:datasets"),
+    ("prepare", "s5cli.cli.prepare_cmd:prepare"),
     ("predict", "s5cli.cli.predict_cmd:predict"),
     ("curate", "s5cli.cli.curate_cmd:curate"),
 ]

@@ -25,6 +25,7 @@ import os
 import threading
 import warnings
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -86,27 +87,33 @@ def _open_pil(path: Path) -> Any:
         Image.MAX_IMAGE_PIXELS = old
 
 
-class _LastImage:
-    """Keeps the last decoded PNG/JPEG per process, so patches cut in order decode it once."""
+class _RecentImages:
+    """The last two decoded PNG/JPEGs per process (an image and its label).
 
-    def __init__(self) -> None:
+    Patches cut in order then decode each large file once instead of once per patch.
+    """
+
+    def __init__(self, size: int = 2) -> None:
         self._lock = threading.Lock()
-        self._key: tuple[str, int, float, str] | None = None
-        self._value: np.ndarray | None = None
+        self._size = size
+        self._items: OrderedDict[tuple[str, int, float, str], np.ndarray] = OrderedDict()
 
     def get(self, path: Path, kind: str, load: Callable[[], np.ndarray]) -> np.ndarray:
         st = path.stat() if path.exists() else None
         key = (str(path), st.st_size if st else -1, st.st_mtime if st else 0.0, kind)
         with self._lock:
-            if key == self._key and self._value is not None:
-                return self._value
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
         value = load()
         with self._lock:
-            self._key, self._value = key, value
+            self._items[key] = value
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
         return value
 
 
-_CACHE = _LastImage()
+_CACHE = _RecentImages()
 
 
 def _pil_array(path: Path, kind: str) -> np.ndarray:
@@ -147,7 +154,7 @@ def read_pixels(
     """Read (C, h, w) raw pixels of an image or label file, optionally a window padded past the edge.
 
     GeoTIFFs are read with rasterio windows (only the window is decoded); PNG/JPEG are decoded
-    whole with PIL (a truncated file is an InputError naming it) and the last one is cached.
+    whole with PIL (a truncated file is an InputError naming it) and the last two are cached.
     ``kind="image"`` makes PNG/JPEG 3-channel RGB; ``kind="label"`` keeps raw values (palette
     indexes); ``kind="colour"`` gives the colours of a colour label.
     """

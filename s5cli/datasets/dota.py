@@ -3,9 +3,11 @@
 docs/datasets.md §6: labelTxt files may start with ``imagesource:`` and ``gsd:`` header lines; object
 lines are ``x1 y1 ... x4 y4 class [difficult]`` (any line with fewer than 9 tokens is skipped, the
 DOTA_devkit rule). Some images are grayscale PNGs (repeated to RGB). Images reach ~20,000 px, so
-samples are patches: 1024 with a gap (overlap) of 200 by default (mmrotate / BboxToolkit single-scale),
-the last row and column snapped to the edge, small images padded with 0. Objects are kept in a patch
-when at least ``min_iof`` of their area is inside it; cut ones are clipped and flagged truncated.
+samples are patches: 1024 with a gap (overlap) of 200 by default (mmrotate / BboxToolkit single-scale;
+the gap scales with other patch sizes), the last row and column snapped to the edge, small images
+padded with 0. Objects are kept in a patch when at least ``min_iof`` of their area is inside it; cut
+ones are clipped and flagged truncated. For training on DOTA, ``s5 prepare`` cuts the patches to
+files once (PNG has no windowed reads, so each patch here decodes its whole image).
 Test ships no labels: its samples carry only the image.
 """
 
@@ -79,7 +81,7 @@ class DOTA(SampleDataset):
         split: str = "train",
         transforms: Transform | None = None,
         patch_size: int | None = 1024,
-        gap: int = 200,
+        gap: int | None = None,
         min_iof: float = 0.7,
         pad: bool = True,
         filter_empty: bool = False,
@@ -91,6 +93,8 @@ class DOTA(SampleDataset):
         self.split = check_split(self.name, split, self.info.splits, self.info.split_aliases)
         if not any((self.root / s / "images").is_dir() for s in ("train", "val", "test")):
             raise not_this_dataset(self.root, self.name, self.info.layout)
+        if gap is None:  # mmrotate's 200 at 1024, scaled for other patch sizes
+            gap = round((patch_size or 0) * 200 / 1024)
         if patch_size is not None and not 0 <= gap < patch_size:
             raise InputError(f"gap must be in [0, patch_size), got gap={gap}, patch_size={patch_size}")
         self.patch_size, self.gap, self.min_iof, self.pad = patch_size, gap, min_iof, pad
@@ -109,7 +113,7 @@ class DOTA(SampleDataset):
             for col, row, w, h in tile_windows(width, height, patch_size, stride):
                 if pad and patch_size is not None:  # mmrotate pads small images to the full patch
                     w, h = patch_size, patch_size
-                if filter_empty and self.labeled and not self._objects(i, (col, row, w, h))[1].size:
+                if filter_empty and self.labeled and not self.objects_in(i, (col, row, w, h))[1].size:
                     continue
                 self.index.append((i, (col, row, w, h)))
 
@@ -132,7 +136,8 @@ class DOTA(SampleDataset):
             self._annotations[i] = parse_label_txt(label, self.class_index)
         return self._annotations[i]
 
-    def _objects(self, i: int, window: WindowTuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def objects_in(self, i: int, window: WindowTuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The objects of image i kept in a window, in window coordinates (polygons, labels, difficult, truncated)."""
         polys, labels, diff, trunc = self._annotation(i)
         clipped, keep, cut = clip_to_window(polys, window, self.min_iof)
         return clipped, labels[keep], diff[keep], trunc[keep] | cut
@@ -151,7 +156,7 @@ class DOTA(SampleDataset):
             "window": window,
         }
         if self.labeled:
-            polys, labels, diff, trunc = self._objects(i, window)
+            polys, labels, diff, trunc = self.objects_in(i, window)
             sample.update(
                 polygons=torch.from_numpy(polys),
                 labels=torch.from_numpy(labels),
