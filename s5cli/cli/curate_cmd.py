@@ -142,7 +142,8 @@ def _show(summary: dict[str, Any], as_json: bool) -> None:
 
     out = Console(highlight=False)
     if not summary.get("merged", True):
-        out.print(f"{summary['shard']} done; waiting for {len(summary['waiting_for'])} shard(s) before the merge")
+        waiting = len(summary["waiting_for"])
+        out.print(f"{summary['shard']} done; waiting for {waiting} shard(s) to merge", soft_wrap=True)
         return
     table = Table(title="curated corpus")
     table.add_column("chips", justify="left")
@@ -157,4 +158,4 @@ def _show(summary: dict[str, Any], as_json: bool) -> None:
         table.add_row("scenes failed", str(summary["failed_scenes"]), style="red")
     out.print(table)
     for plot in summary.get("plots", []):
-        out.print(f"wrote {plot}")
+        out.print(f"wrote {plot}", soft_wrap=True)

@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from s5cli.datasets.corpus import to_unit
+from s5cli.datasets.base import to_unit_float
 from s5cli.errors import InputError
 from s5cli.models.spec import HeadSpec, InputSpec
 
@@ -143,7 +143,7 @@ class Teacher:
                     " choose them with --bands"
                 )
             h, w = data.shape[1:]
-            x[i, :, :h, :w] = torch.from_numpy(to_unit(data, self.input.scale))
+            x[i, :, :h, :w] = to_unit_float(data, self.input.scale)
             valid[i, :h, :w] = torch.from_numpy(ok)
         x, valid = x.to(self.device), valid.to(self.device)
         with self._autocast():

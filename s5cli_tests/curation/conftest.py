@@ -57,9 +57,8 @@ def stand_in_teacher():
     return Teacher(StandIn(), head, inp, "cpu", batch_size=4)
 
 
-@pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory) -> Path:
-    """A vit-nano segmentation checkpoint (4 iSAID-like classes), random weights."""
+def save_tiny_checkpoint(path: Path) -> Path:
+    """A vit-nano segmentation checkpoint (4 iSAID-like classes), random weights (seed 0)."""
     import torch
 
     from s5cli.models.checkpoint import save_checkpoint
@@ -72,9 +71,14 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
         heads=[HeadSpec(name="isaid", classes=["background", "ship", "plane", "car"])],
         img_size=64,
     )
-    path = tmp_path_factory.mktemp("ckpt") / "teacher.pt"
     save_checkpoint(path, build_model(spec))
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A vit-nano teacher checkpoint shared by the session."""
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "teacher.pt")
 
 
 def write_tif(path: Path, data: np.ndarray, gsd: float = 0.5, nodata: float | None = None, crs=UTM33) -> Path:
