@@ -4,7 +4,7 @@ s5_method.md §1 and §4 (S4_Pretrain/dataset/transform.py, RS_Finetune dataset/
 - weak (geometry): random rescale 0.5-2.0 (bilinear image, nearest mask), random crop padded with
   image 0 / mask 255, horizontal and vertical flips p=0.5 (fine-tuning adds rot90 p=0.5);
 - strong (colour, on top of weak): ColorJitter(0.5, 0.5, 0.5, 0.25) p=0.8, grayscale p=0.2,
-  Gaussian blur p=0.5 with sigma ~ U(0.1, 2.0);
+  Gaussian blur p=0.5 with sigma ~ U(0.1, 2.0) (the colour transforms live in colour.py);
 - CutMix box p=0.5: area fraction U(0.02, 0.4), aspect U(0.3, 1/0.3), inside the crop.
 
 Every random draw uses torch's RNG, so ``torch.manual_seed`` and DataLoader worker seeding make runs
@@ -21,10 +21,11 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torchvision.transforms.v2 import functional as TF
 
 from s5cli.datasets.base import IGNORE, Sample, Transform
 from s5cli.datasets.collate import collate_detection, collate_segmentation
+from s5cli.datasets.colour import ColorJitter, RandomBlur, RandomGrayscale
+from s5cli.datasets.draws import rand, randint, uniform
 from s5cli.datasets.polygons import clip_to_window, make_clockwise
 
 __all__ = [
@@ -53,19 +54,6 @@ _MAPS = ("mask", "valid")  # per-pixel keys moved with the image (nearest-neighb
 _OBJECT_KEYS = ("labels", "difficult", "truncated")
 
 
-def _rand() -> float:
-    return float(torch.rand(()))
-
-
-def _uniform(low: float, high: float) -> float:
-    return low + (high - low) * _rand()
-
-
-def _randint(low: int, high: int) -> int:
-    """Uniform integer in [low, high)."""
-    return int(torch.randint(low, high, ()))
-
-
 class Compose:
     """Apply transforms in order."""
 
@@ -87,7 +75,7 @@ class RandomApply:
 
     def __call__(self, sample: Sample) -> Sample:
         """The transformed sample (the input dict is not modified)."""
-        return self.transform(sample) if _rand() < self.p else sample
+        return self.transform(sample) if rand() < self.p else sample
 
 
 def resize_sample(sample: Sample, height: int, width: int) -> Sample:
@@ -116,7 +104,7 @@ class RandomRescale:
 
     def __call__(self, sample: Sample) -> Sample:
         """The transformed sample (the input dict is not modified)."""
-        s = _uniform(self.min_scale, self.max_scale)
+        s = uniform(self.min_scale, self.max_scale)
         h, w = sample["image"].shape[-2:]
         return resize_sample(sample, max(1, round(h * s)), max(1, round(w * s)))
 
@@ -156,7 +144,7 @@ class RandomCrop:
                 out["mask"] = F.pad(out["mask"], (0, pad_w, 0, pad_h), value=IGNORE)
             out["valid"] = F.pad(out["valid"], (0, pad_w, 0, pad_h), value=False)
             h, w = h + pad_h, w + pad_w
-        y, x = _randint(0, h - self.size + 1), _randint(0, w - self.size + 1)
+        y, x = randint(0, h - self.size + 1), randint(0, w - self.size + 1)
         out["image"] = out["image"][..., y : y + self.size, x : x + self.size]
         for key in _MAPS:
             if key in out:
@@ -186,7 +174,7 @@ class RandomHorizontalFlip:
 
     def __call__(self, sample: Sample) -> Sample:
         """The transformed sample (the input dict is not modified)."""
-        if _rand() >= self.p:
+        if rand() >= self.p:
             return sample
         out = dict(sample)
         w = sample["image"].shape[-1]
@@ -209,7 +197,7 @@ class RandomVerticalFlip:
 
     def __call__(self, sample: Sample) -> Sample:
         """The transformed sample (the input dict is not modified)."""
-        if _rand() >= self.p:
+        if rand() >= self.p:
             return sample
         out = dict(sample)
         h = sample["image"].shape[-2]
@@ -232,7 +220,7 @@ class RandomRot90:
 
     def __call__(self, sample: Sample) -> Sample:
         """The transformed sample (the input dict is not modified)."""
-        if _rand() >= self.p:
+        if rand() >= self.p:
             return sample
         out = dict(sample)
         w = sample["image"].shape[-1]
@@ -247,68 +235,6 @@ class RandomRot90:
             rotated[:, 1::2] = w - polys[:, 0::2]
             out["polygons"] = rotated  # a rotation keeps the winding
         return out
-
-
-class ColorJitter:
-    """torchvision's ColorJitter drawn from torch's RNG; bands other than RGB get brightness and contrast only."""
-
-    def __init__(
-        self, brightness: float = 0.5, contrast: float = 0.5, saturation: float = 0.5, hue: float = 0.25
-    ) -> None:
-        self.brightness, self.contrast, self.saturation, self.hue = brightness, contrast, saturation, hue
-
-    def __call__(self, sample: Sample) -> Sample:
-        """The transformed sample (the input dict is not modified)."""
-        image = sample["image"]
-        rgb = image.shape[0] == 3
-        factors = [
-            _uniform(1 - self.brightness, 1 + self.brightness),
-            _uniform(1 - self.contrast, 1 + self.contrast),
-            _uniform(1 - self.saturation, 1 + self.saturation),
-            _uniform(-self.hue, self.hue),
-        ]
-        for op in torch.randperm(4).tolist():
-            if op == 0:
-                image = (image * factors[0]).clamp(0, 1)
-            elif op == 1:
-                mean = TF.rgb_to_grayscale(image).mean() if rgb else image.mean()
-                image = (factors[1] * image + (1 - factors[1]) * mean).clamp(0, 1)
-            elif op == 2 and rgb:
-                image = TF.adjust_saturation(image, factors[2])
-            elif op == 3 and rgb:
-                image = TF.adjust_hue(image, factors[3])
-        return {**sample, "image": image}
-
-
-class RandomGrayscale:
-    """Replace an RGB image by its luminance in all three channels with probability p."""
-
-    def __init__(self, p: float = 0.2) -> None:
-        self.p = p
-
-    def __call__(self, sample: Sample) -> Sample:
-        """The transformed sample (the input dict is not modified)."""
-        if _rand() >= self.p or sample["image"].shape[0] != 3:
-            return sample
-        return {**sample, "image": TF.rgb_to_grayscale(sample["image"], num_output_channels=3)}
-
-
-class RandomBlur:
-    """Gaussian blur with probability p and sigma ~ U(sigma_min, sigma_max) (S5: PIL radius 0.1-2.0)."""
-
-    def __init__(self, p: float = 0.5, sigma: tuple[float, float] = (0.1, 2.0)) -> None:
-        self.p, self.sigma = p, sigma
-
-    def __call__(self, sample: Sample) -> Sample:
-        """The transformed sample (the input dict is not modified)."""
-        if _rand() >= self.p:
-            return sample
-        s = _uniform(*self.sigma)
-        image = sample["image"]
-        k = min(2 * math.ceil(3 * s) + 1, 2 * ((min(image.shape[-2:]) - 1) // 2) + 1)  # odd, within the image
-        if k < 3:
-            return sample
-        return {**sample, "image": TF.gaussian_blur(image, [k, k], [s, s])}
 
 
 def weak_view(crop_size: int, scale: tuple[float, float] = (0.5, 2.0), rot90: bool = False) -> Compose:
@@ -355,13 +281,13 @@ def cutmix_box(
     """
     h, w = (size, size) if isinstance(size, int) else size
     box = torch.zeros((h, w), dtype=torch.bool)
-    if _rand() >= p:
+    if rand() >= p:
         return box
-    target = _uniform(*area) * h * w
+    target = uniform(*area) * h * w
     for _ in range(1000):
-        r = _uniform(*ratio)
+        r = uniform(*ratio)
         bw, bh = int(math.sqrt(target / r)), int(math.sqrt(target * r))
-        x, y = _randint(0, w), _randint(0, h)
+        x, y = randint(0, w), randint(0, h)
         if x + bw <= w and y + bh <= h:
             box[y : y + bh, x : x + bw] = True
             return box

@@ -114,7 +114,7 @@ def test_crop_pads_with_ignore() -> None:
 def test_crop_moves_and_clips_polygons(monkeypatch: pytest.MonkeyPatch) -> None:
     import s5cli.datasets.augment as augment
 
-    monkeypatch.setattr(augment, "_randint", lambda low, high: 1 if high > 1 else 0)  # crop origin (1, 1)
+    monkeypatch.setattr(augment, "randint", lambda low, high: 1 if high > 1 else 0)  # crop origin (1, 1)
     out = RandomCrop(4)(detection_sample())
     # Crop x 1..5, y 1..5: the box (x 1..5, y 2..4) is fully inside -> shifted by (-1, -1).
     assert out["polygons"].tolist() == [[0, 1, 4, 1, 4, 3, 0, 3]] and out["truncated"].tolist() == [False]

@@ -196,3 +196,25 @@ def test_window_reads_only_the_window(potsdam_root: Path, monkeypatch: pytest.Mo
     Potsdam(potsdam_root, "train", crop_size=16, stride=16)[0]
     assert seen and all(w is not None and (w.width, w.height) == (16, 16) for w in seen)
     assert np.all([w.col_off == 0 and w.row_off == 0 for w in seen])
+
+
+def test_s5_protocol_window_counts() -> None:
+    from s5cli.datasets.base import tile_windows
+
+    # s5_method.md §4 / datasets.md §1.4: 529 train windows (512, stride 256) and 144 test windows per 6000 px tile.
+    assert len(tile_windows(6000, 6000, 512, 256)) == 529
+    assert len(tile_windows(6000, 6000, 512, 512)) == 144
+    assert tile_windows(6000, 6000, 512, 512)[11] == (5488, 0, 512, 512)
+
+
+def test_dataloader_with_workers(potsdam_root: Path) -> None:
+    from torch.utils.data import DataLoader
+
+    from s5cli.datasets.augment import segmentation_augment
+    from s5cli.datasets.collate import collate_segmentation
+
+    ds = Potsdam(potsdam_root, "train", crop_size=32, transforms=segmentation_augment(24))
+    loader = DataLoader(ds, batch_size=4, num_workers=2, collate_fn=collate_segmentation)
+    batches = list(loader)
+    assert [b["image"].shape for b in batches] == [(4, 3, 24, 24)] * 2
+    assert all(b["mask"].dtype == torch.int64 and b["dataset"] == ["potsdam"] * 4 for b in batches)
