@@ -1,51 +1,14 @@
-"""S4P data: the labeled and unlabeled sources, wrapped so that each draw yields its S4P views.
-
-The wrappers take the `(index, sample_seed)` keys of training/data.py and build every random view
-from that seed, so a batch depends only on (seed, epoch, position).
-"""
+"""S4P data sources: the labeled segmentation dataset and the unlabeled images (manifest or folder)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch.utils.data import Dataset
 
-from s5cli.errors import ConfigError, InputError
+from s5cli.errors import ConfigError
 from s5cli.pretrain.config import PretrainConfig
-from s5cli.pretrain.views import ViewConfig, labeled_views, unlabeled_views
-from s5cli.training.data import SampleKey, seeded_rng
-
-
-class LabeledViews(Dataset):
-    """A segmentation dataset -> {"image", "mask"} weak views of `size` pixels."""
-
-    def __init__(self, base: Dataset, size: int, cfg: ViewConfig) -> None:
-        self.base, self.size, self.cfg = base, size, cfg
-
-    def __len__(self) -> int:
-        return len(self.base)  # type: ignore[arg-type]
-
-    def __getitem__(self, key: SampleKey) -> dict[str, torch.Tensor]:
-        sample = self.base[key[0]]
-        if "mask" not in sample:
-            raise InputError("this split has no labels", sample.get("path"))
-        return labeled_views(sample["image"], sample["mask"], seeded_rng(key), self.size, self.cfg)
-
-
-class UnlabeledViews(Dataset):
-    """An image dataset -> {"image_w", "image_s", "ignore", "box"} of `size` pixels."""
-
-    def __init__(self, base: Dataset, size: int, cfg: ViewConfig) -> None:
-        self.base, self.size, self.cfg = base, size, cfg
-
-    def __len__(self) -> int:
-        return len(self.base)  # type: ignore[arg-type]
-
-    def __getitem__(self, key: SampleKey) -> dict[str, torch.Tensor]:
-        sample = self.base[key[0]]
-        return unlabeled_views(sample["image"], seeded_rng(key), self.size, self.cfg)
 
 
 def labeled_root(cfg: PretrainConfig) -> Path:

@@ -15,10 +15,12 @@ from torch import nn
 from s5cli.config import config_to_dict, dump_config, read_yaml
 from s5cli.console import info, warn
 from s5cli.errors import InputError
+from s5cli.metrics.segmentation import metrics_for
 from s5cli.pretrain.config import PretrainConfig, accumulation_steps
-from s5cli.pretrain.data import LabeledViews, UnlabeledViews, labeled_source, unlabeled_source
+from s5cli.pretrain.data import labeled_source, unlabeled_source
 from s5cli.pretrain.fixmatch import fixmatch_step
 from s5cli.pretrain.validate import validate
+from s5cli.pretrain.views import LabeledViews, UnlabeledViews
 from s5cli.training.data import InfiniteLoader
 from s5cli.training.distributed import DistContext, barrier, init_distributed, shutdown_distributed
 from s5cli.training.engine import LoopSettings, StepContext, Trainer, TrainResult
@@ -139,12 +141,10 @@ def train_pretrain(cfg: PretrainConfig, dist: DistContext) -> tuple[TrainResult,
             autocast=ctx.autocast,
         )
 
-    exclude = tuple(i for i, c in enumerate(linfo.classes) if c in linfo.metric_exclude)
+    metrics = metrics_for(linfo)
 
     def evaluate(model: nn.Module, ctx: StepContext) -> dict[str, float]:
-        if val is None:
-            return {}
-        return validate(model, val, head.name, head.num_classes, ctx, exclude, cfg.eval_max_images)
+        return validate(model, val, head.name, metrics, ctx, cfg.eval_max_images)
 
     settings = LoopSettings(
         iterations=cfg.iterations,

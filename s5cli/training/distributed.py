@@ -140,3 +140,25 @@ def wrap_ddp(model: torch.nn.Module, ctx: DistContext, find_unused_parameters: b
     return torch.nn.parallel.DistributedDataParallel(
         model, device_ids=ids, find_unused_parameters=find_unused_parameters
     )
+
+
+def average_buffers(model: torch.nn.Module, ctx: DistContext) -> None:
+    """Average floating-point buffers (BN running statistics) over ranks, in one all-reduce.
+
+    Under gloo there is no SyncBatchNorm, so each rank's running statistics drift apart; averaging
+    them after every step keeps the eval-mode teacher, validation and saved weights identical on all
+    ranks (timm's `distribute_bn(reduce=True)`, done every step).
+    """
+    if not ctx.distributed:
+        return
+    buffers = [b for b in unwrap(model).buffers() if b.dtype.is_floating_point]
+    if not buffers:
+        return
+    flat = torch.cat([b.detach().reshape(-1).to(torch.float64) for b in buffers])
+    all_reduce_sum(flat, ctx)
+    flat /= ctx.world_size
+    offset = 0
+    for b in buffers:
+        n = b.numel()
+        b.copy_(flat[offset : offset + n].view_as(b).to(b.dtype))
+        offset += n

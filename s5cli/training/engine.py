@@ -19,7 +19,8 @@ What `Trainer.fit` does, in order: moves the model to the device; builds the opt
 (optim.build_optimizer, layer-wise decay when configured) and the per-iteration LR schedule; the
 GradScaler (fp16 only) and an optional EMA copy; resumes from the newest state in the run dir
 (`settings.resume`): model, optimizer, schedule, scaler, EMA, every stream's position, metrics rows
-and each rank's RNG; wraps in DDP (SyncBN on GPU); then loops: `settings.accumulation`
+and each rank's RNG; wraps in DDP (SyncBN on GPU; off GPU BN statistics are averaged over ranks after
+every step instead); then loops: `settings.accumulation`
 micro-steps per iteration (DDP `no_sync` on all but the last), loss / accumulation backward through
 the scaler, optional grad-norm clipping, optimizer and schedule step, EMA update; every
 `log_every` iterations a metrics.csv row (the step's stats averaged over the interval and ranks,
@@ -47,6 +48,7 @@ from s5cli.training.distributed import (
     DistContext,
     all_gather_objects,
     all_reduce_sum,
+    average_buffers,
     barrier,
     init_distributed,
     unwrap,
@@ -251,6 +253,8 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
+        if self.dist.distributed and self.dist.device.type != "cuda":
+            average_buffers(self.model, self.dist)  # no SyncBN off GPU: keep BN statistics equal across ranks
         self.schedule.step()
         if self.ema is not None:
             self.ema.update(self.model)

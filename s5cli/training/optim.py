@@ -53,6 +53,19 @@ def vit_layer_id(name: str, depth: int, backbone_prefixes: tuple[str, ...] = ("b
     return depth + 1
 
 
+def backbone_prefixes(names: Iterable[str], keys: tuple[str, ...] = ("backbone.", "encoder.")) -> tuple[str, ...]:
+    """The name prefixes ending at a `backbone.`/`encoder.` module, also inside a wrapper (`net.backbone.`)."""
+    found: list[str] = []
+    for name in names:
+        for key in keys:
+            i = name.find(key)
+            if i == 0 or (i > 0 and name[i - 1] == "."):
+                prefix = name[: i + len(key)]
+                if prefix not in found:
+                    found.append(prefix)
+    return tuple(found)
+
+
 def is_no_decay(name: str, param: torch.Tensor) -> bool:
     """Biases, norm weights and 1-d gains (timm's rule: every parameter with ndim <= 1) and embeddings."""
     return param.ndim <= 1 or name.endswith((".bias", "pos_embed", "cls_token"))
@@ -77,7 +90,7 @@ def param_groups(
     if cfg.layer_decay is not None and depth is None:
         raise ValueError("layer_decay needs the backbone depth")
     if layer_id is None:
-        prefixes = tuple(p for p in ("backbone.", "encoder.") if any(n.startswith(p) for n, _ in named))
+        prefixes = backbone_prefixes([n for n, _ in named])
         layer_id = lambda n, d: vit_layer_id(n, d, prefixes)  # noqa: E731
     groups: dict[tuple[int, bool], dict[str, Any]] = {}
     for name, param in named:

@@ -7,7 +7,8 @@ RUN_DIR/
 ├── curves.png           the columns of metrics.csv against the iteration
 ├── checkpoints/         state_00002000.pt ...: resumable training states (train_state.py)
 ├── tensorboard/         event files, when tensorboard is installed
-└── checkpoint.pt        the final model in the s5cli checkpoint format (predict / finetune --init)
+├── checkpoint.pt        the final model in the s5cli checkpoint format (predict / finetune --init)
+└── best.pt              (finetune) the model at the best validation score so far
 ```
 A new run refuses an existing directory unless `--overwrite` (which removes only the files above)
 or `--resume` (which continues from the newest state in `checkpoints/`).
@@ -20,12 +21,13 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from s5cli.errors import InputError, OutputExistsError
 from s5cli.geo.files import atomic_output
 
 _STATE_RE = re.compile(r"^state_(\d{8})\.pt$")
-_OURS = ("config.yaml", "metrics.csv", "curves.png", "checkpoint.pt", "checkpoints", "tensorboard")
+_OURS = ("config.yaml", "metrics.csv", "curves.png", "checkpoint.pt", "best.pt", "checkpoints", "tensorboard")
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,11 @@ class RunDir:
     def final(self) -> Path:
         """The final model checkpoint."""
         return self.root / "checkpoint.pt"
+
+    @property
+    def best(self) -> Path:
+        """The model with the best validation score (finetune)."""
+        return self.root / "best.pt"
 
     def state_path(self, iteration: int) -> Path:
         """Path of the training state saved after `iteration` iterations."""
@@ -122,3 +129,14 @@ def prepare_run_dir(root: str | os.PathLike[str], resume: bool = False, overwrit
                 path.unlink()
     run.checkpoints.mkdir(parents=True, exist_ok=True)
     return run
+
+
+def config_changes(run: RunDir, new: dict[str, Any], free: tuple[str, ...] = ()) -> list[str]:
+    """Top-level config keys whose values differ from the run's saved config.yaml (keys in `free` skipped)."""
+    if not run.config.is_file():
+        return []
+    from s5cli.config import read_yaml
+
+    old = {k: v for k, v in read_yaml(run.config).items() if k not in free}
+    cur = {k: v for k, v in new.items() if k not in free}
+    return sorted(k for k in set(old) | set(cur) if old.get(k) != cur.get(k))
