@@ -31,6 +31,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("datasets", "s5cli.cli.datasets_cmd:datasets"),
     ("prepare", "s5cli.cli.prepare_cmd:prepare"),
     ("predict", "s5cli.cli.predict_cmd:predict"),
+    ("pretrain", "s5cli.cli.pretrain_cmd:pretrain"),
     ("curate", "s5cli.cli.curate_cmd:curate"),
 ]
 
