@@ -10,6 +10,11 @@ Ours (s5cli.detection.head under the network's `heads.<key>.`): `neck.lateral_co
 `neck.fpn_convs.{i}.*`, `rpn_head.rpn_{conv,cls,reg}.*`, `roi_head.shared_fcs.{0,1}.*`, `roi_head.fc_{cls,reg}.*`.
 The official task names are `dior` and `dota`; our dataset names match them by their first word
 (`dior-r` -> `dior`, `dota-v2.0` -> `dota`), exactly, or else by position in the official task order.
+
+Class order: OBBDetection numbers classes as BboxToolkit lists them (`datasets/misc.py::dataset_classes`,
+picked by the split configs' `"classes": "dota2.0"`). For DOTA-v2.0 that order differs from the DOTA
+devkit order our datasets use, so the `fc_cls` rows are permuted to our class order (background, the
+last row, stays last) whenever our class names are a permutation of the official ones.
 """
 
 from __future__ import annotations
@@ -18,10 +23,19 @@ import re
 
 import torch
 
-from s5cli.errors import InputError
+from s5cli.errors import InputError, S5Error
 from s5cli.models.network import head_key
 
 _MODULE = re.compile(r"(neck|rpn_head|roi_head)(?:_([^.]+))?\.(.+)")
+# BboxToolkit/BboxToolkit/datasets/misc.py::dataset_classes, the order of the official fc_cls rows.
+OFFICIAL_CLASSES: dict[str, tuple[str, ...]] = {
+    "dota": ("large-vehicle", "swimming-pool", "helicopter", "bridge", "plane", "ship", "soccer-ball-field",
+             "basketball-court", "ground-track-field", "small-vehicle", "baseball-diamond", "tennis-court",
+             "roundabout", "storage-tank", "harbor", "container-crane", "airport", "helipad"),
+    "dior": ("airplane", "airport", "baseballfield", "basketballcourt", "bridge", "chimney", "expressway-service-area",
+             "expressway-toll-station", "dam", "golffield", "groundtrackfield", "harbor", "overpass", "ship",
+             "stadium", "storagetank", "tenniscourt", "trainstation", "vehicle", "windmill"),
+}  # fmt: skip
 _RULES = {
     "neck": [(r"(lateral_convs|fpn_convs)\.(\d+)\.conv\.(weight|bias)", r"neck.\1.\2.\3")],
     "rpn_head": [(r"(rpn_conv|rpn_cls|rpn_reg)\.(weight|bias)", r"rpn_head.\1.\2")],
@@ -59,12 +73,38 @@ def _match_tasks(tasks: list[str | None], names: list[str]) -> dict[str | None, 
     return found
 
 
+def _norm(name: str) -> str:
+    return name.lower().replace("_", "-").replace(" ", "-")
+
+
+def _our_classes(name: str) -> list[str] | None:
+    try:  # the class table of our datasets (network engineer's module), when installed
+        from s5cli.models.known_heads import known_head
+
+        return list(known_head(name, task="detection").classes)
+    except (ImportError, S5Error, KeyError, AttributeError, TypeError):
+        return None
+
+
+def class_permutation(task: str | None, ours: list[str] | None) -> list[int] | None:
+    """For each of our classes, its row in the official fc_cls of `task`; None when the orders cannot be matched."""
+    official = [_norm(c) for c in OFFICIAL_CLASSES.get((task or "").lower(), ())]
+    if not official or ours is None or sorted(_norm(c) for c in ours) != sorted(official):
+        return None
+    return [official.index(_norm(c)) for c in ours]
+
+
 def map_detection_keys(
-    state_dict: dict[str, torch.Tensor], dataset_names: list[str], prefix: str = "heads."
+    state_dict: dict[str, torch.Tensor],
+    dataset_names: list[str],
+    prefix: str = "heads.",
+    class_names: dict[str, list[str]] | None = None,
 ) -> tuple[dict[str, torch.Tensor], list[str]]:
     """Official neck/RPN/RoI-head tensors renamed to `<prefix><head key>.<our name>`; returns (mapped, unmapped keys).
 
     Keys of other parts (e.g. `backbone.*`) and unknown head keys come back in the unmapped list.
+    `class_names` gives our class order per dataset (default: the known dataset tables); the
+    classification rows are reordered from the official order to it (see the module docstring).
     """
     tasks: list[str | None] = []
     for key in state_dict:
@@ -89,6 +129,12 @@ def map_detection_keys(
                     break
         if target is None:
             unmapped.append(key)
-        else:
-            mapped[target] = value
+            continue
+        if target.endswith(("roi_head.fc_cls.weight", "roi_head.fc_cls.bias")):
+            name = owner[m.group(2)]
+            ours = (class_names or {}).get(name) or _our_classes(name)
+            order = class_permutation(m.group(2) or _first_word(name), ours)
+            if order is not None and value.shape[0] == len(order) + 1:
+                value = value[[*order, len(order)]]  # background stays last
+        mapped[target] = value
     return mapped, unmapped
