@@ -20,7 +20,6 @@ import shapely
 from rasterio import features
 from rasterio.transform import Affine
 from rasterio.windows import Window
-from shapely.geometry import shape
 
 from s5cli.geo.cog import CLASS_NODATA, iter_blocks
 
@@ -53,17 +52,17 @@ def block_pieces(
     if not valid.any():
         return []
     to_scene = Affine.translation(col0, row0)
-    geoms, values = [], []
-    for geom, value in features.shapes(classes, mask=valid, connectivity=4, transform=to_scene):
-        geoms.append(shape(geom))
-        values.append(int(value))
-    areas = shapely.area(np.asarray(geoms, dtype=object))
+    found = list(features.shapes(classes, mask=valid, connectivity=4, transform=to_scene))
+    geoms = _polygons([g for g, _ in found])
+    values = [int(v) for _, v in found]
+    areas = shapely.area(geoms)
     if conf is None:
         sums = np.full(len(geoms), np.nan)
     else:
         # Pixel-centre burning reproduces the polygons exactly (their edges run along pixel edges).
+        # The GeoJSON dicts go straight to GDAL (no shapely round trip).
         labels = features.rasterize(
-            zip(geoms, range(1, len(geoms) + 1)),
+            ((g, k) for k, (g, _) in enumerate(found, start=1)),
             out_shape=classes.shape,
             transform=to_scene,
             fill=0,
@@ -72,6 +71,21 @@ def block_pieces(
         sums = np.bincount(labels.ravel(), weights=conf.ravel().astype(np.float64), minlength=len(geoms) + 1)[1:]
         sums = sums / 255.0
     return [Piece(v, g, float(a), float(s)) for g, v, a, s in zip(geoms, values, areas, sums)]
+
+
+def _polygons(rings_of: list[dict]) -> np.ndarray:
+    """GeoJSON polygon dicts -> shapely polygons in one vectorised call (shape() per polygon is 5x slower)."""
+    coords: list[tuple[float, float]] = []
+    ring_ends, geom_ends = [0], [0]
+    for geom in rings_of:
+        for ring in geom["coordinates"]:
+            coords.extend(ring)
+            ring_ends.append(len(coords))
+        geom_ends.append(len(ring_ends) - 1)
+    if not rings_of:
+        return np.empty(0, dtype=object)
+    offsets = (np.asarray(ring_ends, dtype=np.int64), np.asarray(geom_ends, dtype=np.int64))
+    return shapely.from_ragged_array(shapely.GeometryType.POLYGON, np.asarray(coords, dtype=np.float64), offsets)
 
 
 def on_seam(pieces: list[Piece], win: Window, width: int, height: int) -> np.ndarray:

@@ -123,6 +123,32 @@ def segment_frame(
     return frame
 
 
+def detection_frame(
+    polygons: np.ndarray,
+    scores: np.ndarray,
+    labels: np.ndarray,
+    classes: Sequence[str],
+    transform: Affine,
+    crs: CRS | None,
+    areas: AreaCalculator,
+    min_area: float = 0.0,
+) -> gpd.GeoDataFrame:
+    """Oriented boxes (polygons in pixel coordinates) -> a GeoDataFrame in the scene CRS with class and score."""
+    geoms = pixel_to_map(polygons, transform) if len(polygons) else polygons
+    area = areas.areas(polygons, shapely.area(polygons) if len(polygons) else np.zeros(0), geoms)
+    keep = ~(area < min_area) if min_area > 0 else np.ones(len(polygons), dtype=bool)
+    ids = np.asarray(labels, dtype=np.int16)
+    return gpd.GeoDataFrame(
+        {
+            "class_id": ids[keep],
+            "class_name": [classes[i] if 0 <= i < len(classes) else str(i) for i in ids[keep]],
+            "score": np.asarray(scores, dtype=np.float64)[keep],
+            "area_m2": area[keep],
+        },
+        geometry=gpd.GeoSeries(geoms[keep] if len(geoms) else [], crs=crs),
+    )
+
+
 class LayerWriter:
     """Appends GeoDataFrames to one GeoPackage layer (pyogrio); the layer exists even when empty."""
 
@@ -160,6 +186,6 @@ def _layers(path: str) -> set[str]:
 
 def empty_frame(fields: Sequence[str], crs: CRS | None) -> gpd.GeoDataFrame:
     """A typed empty frame so that an empty layer still declares its attribute schema."""
-    dtypes = {"class_id": np.int16, "class_name": object, "pixels": np.int64}
+    dtypes = {"class_id": np.int16, "class_name": object, "pixels": np.int64}  # the rest are float64
     data = {f: np.asarray([], dtype=dtypes.get(f, np.float64)) for f in fields}
     return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries([], crs=crs))

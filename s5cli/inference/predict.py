@@ -77,8 +77,13 @@ def run_predict(cfg: PredictConfig) -> dict[str, Any]:
     targets = plan_targets(scenes, cfg)
     shard = ShardContext.from_env(cfg.device, cfg.output)
     predictor = load_predictor(cfg.checkpoint, cfg.dataset, str(shard.device))
-    if predictor.head.task != "segmentation":
-        return _run_detection(cfg, targets, predictor)
+    scene_fn = predict_scene
+    if predictor.head.task == "detection":
+        from s5cli.inference.detect import detect_scene
+
+        if cfg.raster is not None:
+            raise ConfigError(f"head '{predictor.head.name}' detects objects: it writes -o OUT.gpkg, not --raster")
+        scene_fn = detect_scene
     plans = [plan_scene(t, predictor, cfg) for t in targets]
     mine = plans[shard.rank :: shard.world_size]
     results: list[dict[str, Any]] = []
@@ -87,15 +92,15 @@ def run_predict(cfg: PredictConfig) -> dict[str, Any]:
     try:
         if shard.world_size == 1:
             if gpkg_dest is None:
-                results = [predict_scene(p, predictor, cfg, None, scratch) for p in mine]
+                results = [scene_fn(p, predictor, cfg, None, scratch) for p in mine]
             else:
                 with atomic_output(gpkg_dest, cfg.overwrite) as gpkg:
-                    results = [predict_scene(p, predictor, cfg, gpkg, scratch) for p in mine]
+                    results = [scene_fn(p, predictor, cfg, gpkg, scratch) for p in mine]
                     _ensure_file(gpkg, results)
         else:
             part = shard.rank_gpkg() if gpkg_dest is not None else None
             try:
-                results = [predict_scene(p, predictor, cfg, part, scratch) for p in mine]
+                results = [scene_fn(p, predictor, cfg, part, scratch) for p in mine]
             except BaseException:
                 shard.mark_failed()
                 raise
@@ -132,10 +137,3 @@ def _scratch_parent(targets: list[SceneTargets], gpkg: Path | None) -> Path:
 def _ensure_file(gpkg: Path, results: list[dict[str, Any]]) -> None:
     if not gpkg.exists():
         raise InputError("no layer was written", gpkg)
-
-
-def _run_detection(cfg: PredictConfig, targets: list[SceneTargets], predictor: Any) -> dict[str, Any]:
-    """Detection checkpoints: oriented boxes as polygons (see s5cli.inference.detect)."""
-    from s5cli.inference.detect import run_detection
-
-    return run_detection(cfg, targets, predictor)

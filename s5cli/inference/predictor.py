@@ -8,7 +8,7 @@ for an argmax, machine.md) and float32 on CPU (so that results do not depend on 
 from __future__ import annotations
 
 import os
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,17 +39,28 @@ class Predictor:
         """Input bands the model takes."""
         return len(self.spec.input.bands)
 
+    def _amp(self) -> AbstractContextManager[object]:
+        use_amp = self.autocast and self.device.type == "cuda"
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16) if use_amp else nullcontext()
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """(B, C, T, T) float32 in [0, 1] -> (B, K, T, T) float32 class probabilities."""
-        use_amp = self.autocast and self.device.type == "cuda"
-        amp = torch.autocast(device_type="cuda", dtype=torch.bfloat16) if use_amp else nullcontext()
-        with torch.inference_mode(), amp:
+        with torch.inference_mode(), self._amp():
             batch = torch.from_numpy(np.ascontiguousarray(x)).to(self.device, non_blocking=True)
             logits = self.model(batch, self.head.name)
-            if not isinstance(logits, torch.Tensor) or logits.ndim != 4:
+            if not isinstance(logits, torch.Tensor) or logits.ndim != 4:  # a detection head returns a list
                 raise InputError(f"head '{self.head.name}' does not return (B, K, H, W) segmentation logits")
             probs = torch.softmax(logits.float(), dim=1)
         return probs.cpu().numpy()
+
+    def detect(self, x: np.ndarray) -> list[dict[str, torch.Tensor]]:
+        """(B, C, T, T) float32 in [0, 1] -> per patch {"boxes" (M, 5) in patch pixels, "scores", "labels"}."""
+        with torch.inference_mode(), self._amp():
+            batch = torch.from_numpy(np.ascontiguousarray(x)).to(self.device, non_blocking=True)
+            out = self.model(batch, self.head.name)
+        if not isinstance(out, list):
+            raise InputError(f"head '{self.head.name}' does not return per-image detections")
+        return [{k: v.float().cpu() if k != "labels" else v.cpu() for k, v in det.items()} for det in out]
 
 
 def predictor_for(

@@ -42,25 +42,41 @@ def class_overlay(classes: np.ndarray, names: Sequence[str], palette: Sequence[S
 def render_preview(
     source: WindowSource,
     bands: list[int] | None,
-    class_path: str | os.PathLike[str],
+    class_path: str | os.PathLike[str] | None,
     names: Sequence[str],
     palette: Sequence[Sequence[int]] | None,
     out_path: str | os.PathLike[str],
     title: str = "",
     max_side: int = PREVIEW_SIDE,
+    boxes: Sequence[tuple[np.ndarray, int]] = (),
 ) -> None:
-    """Write the quick-look PNG (matplotlib, Agg backend) at out_path."""
+    """Write the quick-look PNG (matplotlib, Agg backend) at out_path.
+
+    Args:
+        source: the scene.
+        bands: bands to show (the first three as RGB, or the first as grey).
+        class_path: a class raster on the scene grid to overlay (segmentation), or None.
+        names: class names (legend).
+        palette: class colours (a default palette fills the gaps).
+        out_path: the PNG to write.
+        title: a title above the image.
+        max_side: the quick-look's longer side in pixels.
+        boxes: (corners (4, 2) in source pixels, class id) outlines to draw (detection).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
+    from matplotlib.patches import Polygon as PolygonPatch
 
     data, valid = source.decimated(max_side, bands)
     h, w = valid.shape
-    with rasterio.open(class_path) as src:
-        classes = src.read(1, out_shape=(h, w), resampling=Resampling.nearest)
-    present = sorted(int(v) for v in np.unique(classes) if v != CLASS_NODATA)
+    classes = np.full((h, w), CLASS_NODATA, np.uint8)
+    if class_path is not None:
+        with rasterio.open(class_path) as src:
+            classes = src.read(1, out_shape=(h, w), resampling=Resampling.nearest)
+    present = sorted({int(v) for v in np.unique(classes) if v != CLASS_NODATA} | {int(c) for _, c in boxes})
     cmap = class_colormap(names, palette)
     fig_w = 8.0
     fig_h = max(2.5, fig_w * h / max(w, 1)) + 0.6
@@ -68,6 +84,11 @@ def render_preview(
     try:
         ax.imshow(display_rgb(data, valid), interpolation="nearest")
         ax.imshow(class_overlay(classes, names, palette), interpolation="nearest")
+        sx, sy = w / source.width, h / source.height
+        for corners, cls in boxes:
+            colour = np.asarray(cmap.get(int(cls), (255, 255, 0, 255))[:3]) / 255.0
+            xy = np.asarray(corners, dtype=np.float64) * (sx, sy) - 0.5  # pixel edges -> imshow's pixel centres
+            ax.add_patch(PolygonPatch(xy, closed=True, fill=False, edgecolor=colour, linewidth=0.8))
         ax.set_axis_off()
         if title:
             ax.set_title(title, fontsize=10)

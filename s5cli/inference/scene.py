@@ -12,7 +12,7 @@ import warnings
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rasterio.errors import NodataShadowWarning, NotGeoreferencedWarning
 
@@ -26,10 +26,12 @@ from s5cli.inference.config import PredictConfig
 from s5cli.inference.engine import predict_source
 from s5cli.inference.inputs import resolve_bands, working_factor
 from s5cli.inference.normalize import make_normaliser
-from s5cli.inference.predictor import Predictor
 from s5cli.inference.preview import render_preview
 from s5cli.inference.sinks import GeoTiffSink, to_scene_grid
 from s5cli.inference.sources import RasterioSource, open_rasterio_source, resampled
+
+if TYPE_CHECKING:  # torch stays out of the polygon path
+    from s5cli.inference.predictor import Predictor
 
 POLYGON_BLOCK = 2048  # block side for polygonising: a few MB per block, any scene size
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -53,8 +54,10 @@ def standin() -> Predictor:
     return predictor_for(StandIn(standin_spec()), device="cpu")
 
 
-def tiny_checkpoint(path: Path, heads: list[HeadSpec], gsd: float | None = 0.5, tile: int = 64) -> Path:
-    """A real vit-nano checkpoint (narrow decoder) saved with save_checkpoint."""
+def tiny_checkpoint(
+    path: Path, heads: list[HeadSpec], gsd: float | None = 0.5, tile: int = 64, tweak: Callable | None = None
+) -> Path:
+    """A real vit-nano checkpoint (narrow decoder) saved with save_checkpoint; `tweak(model)` edits it first."""
     from s5cli.models.checkpoint import save_checkpoint
     from s5cli.models.network import build_model
 
@@ -70,6 +73,8 @@ def tiny_checkpoint(path: Path, heads: list[HeadSpec], gsd: float | None = 0.5, 
     with torch.no_grad():  # a fresh head predicts one class everywhere; give it some contrast
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.05)
+        if tweak is not None:
+            tweak(model)
     save_checkpoint(path, model.eval())
     return path
 
