@@ -1,10 +1,9 @@
 """Greedy non-maximum suppression for horizontal and rotated boxes, per class, in plain torch.
 
 Greedy NMS keeps box j (boxes sorted by score) unless a *kept* higher-scored box overlaps it by
-more than the threshold. For horizontal boxes we compute the IoU matrix once and solve that
-recursion by fixed-point iteration on the whole keep vector (Cluster-NMS, Zheng et al. 2020):
-iteration t fixes at least the first t boxes, so it ends with exactly the greedy answer, usually
-after a handful of rounds. Rotated boxes walk the kept boxes instead (see rotated_nms).
+more than the threshold. Both versions walk the kept boxes in score order, each round dropping the
+live boxes the next kept one overlaps, so the Python loop runs once per kept box. Horizontal boxes
+get their whole IoU matrix up front (cheap); rotated boxes are clipped lazily (see rotated_nms).
 """
 
 from __future__ import annotations
@@ -20,14 +19,13 @@ from s5cli.detection.iou import rotated_iou_aligned
 
 def keep_from_iou(iou: Tensor, iou_threshold: float) -> Tensor:
     """Greedy-NMS keep mask (N,) from the IoU matrix (N, N) of boxes sorted by decreasing score."""
-    n = iou.shape[0]
-    over = torch.triu(iou > iou_threshold, diagonal=1)  # over[i, j]: i outranks j and overlaps it
-    keep = torch.ones(n, dtype=torch.bool, device=iou.device)
-    for _ in range(n):
-        new = ~(over & keep[:, None]).any(0)
-        if torch.equal(new, keep):
-            break
-        keep = new
+    over = iou > iou_threshold
+    keep = torch.zeros(iou.shape[0], dtype=torch.bool, device=iou.device)
+    alive = torch.arange(iou.shape[0], device=iou.device)
+    while alive.numel():  # one round per kept box: it removes every live box it overlaps
+        i, rest = alive[0], alive[1:]
+        keep[i] = True
+        alive = rest[~over[i, rest]]
     return keep
 
 
