@@ -32,6 +32,9 @@ COMMANDS: list[tuple[str, str]] = [
     ("prepare", "s5cli.cli.prepare_cmd:prepare"),
     ("predict", "s5cli.cli.predict_cmd:predict"),
     ("pretrain", "s5cli.cli.pretrain_cmd:pretrain"),
+    ("finetune", "s5cli.cli.finetune_cmd:finetune"),
+    ("evaluate", "s5cli.cli.evaluate_cmd:evaluate"),
+    ("export", "s5cli.cli.export_cmd:export"),
     ("curate", "s5cli.cli.curate_cmd:curate"),
 ]
 

@@ -107,7 +107,7 @@ def build_head(spec: ModelSpec, head: HeadSpec, in_channels: int) -> nn.Module:
         from s5cli.detection.head import build_detection_head
     except ImportError as exc:
         raise InputError(f"head '{head.name}' is a detection head, but detection is unavailable ({exc})") from None
-    return build_detection_head(in_channels, head.num_classes)
+    return build_detection_head(in_channels, head.num_classes, **head.options)
 
 
 def build_model(spec: ModelSpec) -> S5Model:

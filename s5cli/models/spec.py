@@ -11,7 +11,7 @@ The contract every part of s5cli relies on:
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -31,6 +31,7 @@ class HeadSpec(StrictConfig):
     classes: list[str]
     palette: list[tuple[int, int, int]] = Field(default_factory=list)
     ignore_index: int = 255
+    options: dict[str, Any] = Field(default_factory=dict)  # detection: DetectionOptions overrides (e.g. fc_channels)
 
     @property
     def num_classes(self) -> int:

@@ -1,0 +1,1 @@
+"""Benchmark evaluation (`s5 evaluate`): the paper's eval modes, per-dataset metrics, server submissions."""

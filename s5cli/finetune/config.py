@@ -1,0 +1,88 @@
+"""FinetuneConfig: every setting of `s5 finetune`, strict (unknown key -> exit 2), saved with the run.
+
+Defaults are S5's segmentation recipe (s5_method.md §4, RS_Finetune/Semantic_Segmentation/configs/rsseg.yaml):
+AdamW 5e-5, wd 0.05, cosine stepped per epoch over 100 epochs, 512 crops, 12 images per dataset per
+GPU. `batch_size` is per dataset and per process, as S5 states it; several GPUs under torchrun multiply it.
+Training length is in epochs (one epoch = one pass over the longest dataset, the others repeated to its
+length, S5's id-list repetition) unless `iterations` is given.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from s5cli.config import StrictConfig
+from s5cli.training.optim import OptimConfig
+from s5cli.training.schedules import ScheduleConfig
+
+
+class DatasetSettings(StrictConfig):
+    """One dataset's settings; None fields take the dataset's default (finetune/data.py TRAIN_DEFAULTS)."""
+
+    root: Path | None = None  # the dataset folder itself; wins over data_root
+    split: str | None = None  # training split
+    val_split: str | None = None  # validation split; "none" turns validation off for this dataset
+    weight: float = Field(1.0, ge=0.0)  # multiplies the dataset's loss
+    start_epoch: int = Field(0, ge=0)  # the loss counts from this epoch on (S5: Vaihingen 70 of 100)
+    options: dict[str, Any] = Field(default_factory=dict)  # loader options, e.g. {labels: eroded}
+
+
+class FinetuneModelConfig(StrictConfig):
+    """The network: a preset (or the init checkpoint's), dense or MoE-MDF."""
+
+    preset: str | None = None  # None: the --init checkpoint's preset, else vit-b
+    init: Path | None = None  # an s5cli checkpoint (S4P, or an official one converted by `s5 weights import`)
+    moe: bool | None = None  # None: experts when there are several datasets, a dense model for one
+    expert_width: int = Field(256, ge=1)  # P: outputs of each expert's fc2 slice, 256 at every size (S5 --part)
+    drop_path: float = Field(0.1, ge=0.0, lt=1.0)
+    decoder_channels: int = Field(256, ge=8)  # UperNet width of a fresh model (an init keeps its own)
+    grad_checkpointing: bool = True
+    detection: dict[str, Any] = Field(default_factory=dict)  # DetectionOptions overrides for detection heads
+
+
+class FinetuneConfig(StrictConfig):
+    """`s5 finetune`: MoE-MDF fine-tuning on one or several segmentation / detection datasets."""
+
+    # run
+    output: Path = Path("runs/finetune")  # the run directory
+    overwrite: bool = False
+    resume: bool = False  # continue from the newest state in `output`
+    device: str = "auto"
+    seed: int = 2025
+    stop_after: int | None = Field(None, ge=1)  # stop after this many iterations (with a state), to resume later
+    # data
+    datasets: list[str] = Field(min_length=1)  # registry names, in expert order
+    data_root: Path | None = None  # folder holding one folder per dataset
+    dataset_settings: dict[str, DatasetSettings] = Field(default_factory=dict)  # by dataset name
+    crop_size: int = Field(512, ge=16)  # segmentation training crop
+    det_size: int = Field(1024, ge=32)  # detection input: long side resized to it (S5: 1024)
+    workers: int = Field(4, ge=0)  # data-loading processes per dataset and rank
+    # model and optimisation
+    model: FinetuneModelConfig = Field(default_factory=FinetuneModelConfig)
+    epochs: int = Field(100, ge=1)
+    iterations: int | None = Field(None, ge=1)  # overrides epochs
+    batch_size: int = Field(12, ge=1)  # images per dataset, per process and micro-batch
+    accumulation: int = Field(1, ge=1)  # micro-batches per optimiser step
+    optim: OptimConfig = Field(default_factory=lambda: OptimConfig(lr=5e-5, weight_decay=0.05))
+    schedule: ScheduleConfig = Field(default_factory=lambda: ScheduleConfig(name="cosine_epoch"))
+    amp: Literal["auto", "bf16", "fp16", "off"] = "auto"
+    grad_clip: float | None = Field(None, gt=0.0)
+    find_unused_parameters: bool | None = None  # DDP; None: on with late-starting or detection datasets
+    # logging
+    log_every: int = Field(50, ge=1)
+    eval_every: int | None = Field(None, ge=0)  # iterations; None: every epoch; 0: only at the end
+    eval_max_images: int | None = Field(None, ge=1)  # validate on the first N samples of each dataset
+    checkpoint_every: int | None = Field(None, ge=0)  # iterations; None: every epoch; 0: only at stop_after
+    keep_checkpoints: int = Field(2, ge=0)
+
+    def settings_for(self, name: str) -> DatasetSettings:
+        """The settings of a dataset (given by registry name or alias), defaults when absent."""
+        from s5cli.datasets.registry import canonical_name
+
+        for key, value in self.dataset_settings.items():
+            if canonical_name(key) == canonical_name(name):
+                return value
+        return DatasetSettings()

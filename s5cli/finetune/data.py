@@ -1,0 +1,182 @@
+"""Fine-tuning data: each dataset's training views, batches, heads and validation split.
+
+Every dataset is repeated to the longest one's length (S5's id-list repetition, datasets/mixing.py) and
+gets its own resumable stream (training/data.py), so each step draws one batch per dataset and an epoch
+is one pass over the longest. A draw's augmentation is a pure function of its key (index, seed): the
+S5 transforms (datasets/augment.py, torch RNG) run under a forked RNG seeded from the key, so batches
+do not depend on the worker count and a resume restarts them exactly.
+- segmentation: rescale 0.5-2.0, 512 crop (mask padded with ignore), h/v flips, rot90, colour jitter,
+  grayscale, blur (s5_method.md §4);
+- detection: long side resized to 1024 (S5 Resize, keep ratio), h/v flips; polygons -> rotated boxes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from s5cli.datasets.augment import Compose, detection_augment, resize_sample, segmentation_augment
+from s5cli.datasets.collate import collate_detection, collate_segmentation
+from s5cli.errors import ConfigError, InputError
+from s5cli.finetune.config import DatasetSettings, FinetuneConfig
+from s5cli.training.data import SampleKey
+
+
+@dataclass(frozen=True)
+class TrainDefaults:
+    """A dataset's training and validation splits and loader options when the config names none."""
+
+    split: str
+    val_split: str | None
+    options: dict[str, Any]
+
+
+_ISPRS = {"clutter": "ignore"}  # S5: clutter (mask value 5) is the ignore index, 5 classes predicted
+# Validation of ISPRS on the test tiles is what S5 does (model selection on test, s5_method.md §4).
+TRAIN_DEFAULTS: dict[str, TrainDefaults] = {
+    "potsdam": TrainDefaults("train", "test", _ISPRS),
+    "vaihingen": TrainDefaults("train", "test", _ISPRS),
+    "loveda": TrainDefaults("train", "val", {}),  # the paper recipe trains on trainval (configs/finetune/)
+    "openearthmap": TrainDefaults("train", "val", {}),
+    "isaid": TrainDefaults("train", "val", {}),
+    "dior-r": TrainDefaults("train", "val", {}),
+    "dota-v1.0": TrainDefaults("train", "val", {}),
+    "dota-v1.5": TrainDefaults("train", "val", {}),
+    "dota-v2.0": TrainDefaults("train", "val", {}),
+}
+
+
+@dataclass(frozen=True)
+class DatasetPlan:
+    """One dataset of the run: its info, folder, splits, options, head and loss settings."""
+
+    name: str
+    info: Any  # DatasetInfo
+    root: Path
+    split: str
+    val_split: str | None
+    options: dict[str, Any]
+    settings: DatasetSettings
+    head: Any  # HeadSpec
+
+    @property
+    def task(self) -> str:
+        """The task: segmentation or detection."""
+        return self.info.task
+
+
+def head_for(info: Any, options: dict[str, Any]) -> Any:
+    """The model head of a dataset: its classes, minus ISPRS clutter when clutter is ignored (S5's 5 classes)."""
+    from s5cli.models.spec import HeadSpec
+
+    spec = info.head_spec()
+    if options.get("clutter") == "ignore" and spec.classes and spec.classes[-1] == "clutter":
+        return HeadSpec(
+            name=spec.name,
+            task=spec.task,
+            classes=spec.classes[:-1],
+            palette=spec.palette[:-1],
+            ignore_index=spec.ignore_index,
+        )
+    return spec
+
+
+def plan_datasets(cfg: FinetuneConfig) -> list[DatasetPlan]:
+    """Resolve every dataset of the config (unknown names, missing folders: InputError before any work)."""
+    from s5cli.datasets.registry import canonical_name, dataset_info, find_dataset_root
+
+    names = [canonical_name(n) for n in cfg.datasets]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"a dataset is named twice in datasets: {cfg.datasets}")
+    plans = []
+    for name in names:
+        own = cfg.settings_for(name)
+        if own.root is not None:
+            root = own.root
+        elif cfg.data_root is not None:
+            root = find_dataset_root(cfg.data_root, name)
+        else:
+            raise InputError(f"give --data-root (a folder holding {name}/) or dataset_settings.{name}.root")
+        dinfo = dataset_info(name, root)
+        if dinfo.task not in ("segmentation", "detection"):
+            raise InputError(f"{name} has no labels to fine-tune on (a {dinfo.task} dataset)")
+        base = TRAIN_DEFAULTS.get(name, TrainDefaults("train", "val", {}))
+        options = {**base.options, **own.options}
+        val = own.val_split if own.val_split is not None else base.val_split
+        val = None if val in (None, "none", "") else val
+        head = head_for(dinfo, options)
+        if dinfo.task == "detection" and cfg.model.detection:
+            head = head.model_copy(update={"options": dict(cfg.model.detection)})
+        plans.append(DatasetPlan(name, dinfo, Path(root), own.split or base.split, val, options, own, head))
+    return plans
+
+
+class ResizeLong:
+    """Resize so that the long side is `size` (S5 detection: Resize 1024, keep_ratio)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
+        """The resized sample (polygons scaled along)."""
+        h, w = sample["image"].shape[-2:]
+        s = self.size / max(h, w)
+        return resize_sample(sample, max(1, round(h * s)), max(1, round(w * s)))
+
+
+class TrainViews(Dataset):
+    """A dataset seen through training keys (index, seed): the augmented sample with the keys a step needs."""
+
+    def __init__(self, base: Dataset, transform: Compose, keep: tuple[str, ...], name: str) -> None:
+        self.base, self.transform, self.keep, self.name = base, transform, keep, name
+
+    def __len__(self) -> int:
+        return len(self.base)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: SampleKey) -> dict[str, Any]:
+        sample = self.base[key[0]]
+        missing = [k for k in self.keep if k not in sample]
+        if missing:
+            what = ", ".join(missing)
+            raise InputError(f"{self.name}: this split has no labels ({what} missing)", sample.get("path"))
+        with torch.random.fork_rng(devices=[]):  # the key alone decides the augmentation
+            torch.manual_seed(key[1])
+            out = self.transform(sample)
+        return {k: out[k] for k in self.keep}
+
+
+def collate_seg(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Images (B, C, H, W) and masks (B, H, W)."""
+    batch = collate_segmentation(samples)
+    return {"image": batch["image"], "mask": batch["mask"]}
+
+
+def collate_det(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Images (B, C, H, W) and per-image targets {"boxes" (N, 5) rotated boxes, "labels" (N,)}."""
+    from s5cli.detection.boxes import polygons_to_rboxes
+
+    batch = collate_detection(samples)
+    targets = [
+        {"boxes": polygons_to_rboxes(p.float()).reshape(-1, 5), "labels": lab.long()}
+        for p, lab in zip(batch["polygons"], batch["labels"])
+    ]
+    return {"image": batch["image"], "targets": targets}
+
+
+def train_view(plan: DatasetPlan, base: Dataset, cfg: FinetuneConfig) -> tuple[TrainViews, Any]:
+    """(keyed augmented dataset, collate function) of one dataset."""
+    if plan.task == "segmentation":
+        return TrainViews(base, segmentation_augment(cfg.crop_size), ("image", "mask"), plan.name), collate_seg
+    transform = Compose([ResizeLong(cfg.det_size), detection_augment()])
+    return TrainViews(base, transform, ("image", "polygons", "labels"), plan.name), collate_det
+
+
+def load_split(plan: DatasetPlan, split: str) -> Dataset:
+    """The loader of one split with the plan's options."""
+    from s5cli.datasets.registry import get_dataset
+
+    return get_dataset(plan.name, plan.root, split, **plan.options)

@@ -1,0 +1,60 @@
+"""`s5 export`: one dataset's dense model out of a multi-dataset (MoE-MDF) checkpoint, for fast predict.
+
+The shared fc2 and the dataset's expert are concatenated back into one dense fc2 in every block
+(models.moe.export_dense), and only that dataset's head is kept: the exported model computes exactly what
+the MoE model computes for that dataset, at the cost of a plain ViT.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from s5cli.errors import InputError
+from s5cli.geo.files import check_output
+
+
+def export_checkpoint(
+    checkpoint: str | os.PathLike[str],
+    dataset: str,
+    output: str | os.PathLike[str],
+    overwrite: bool = False,
+) -> Path:
+    """Write the dense single-dataset model of `checkpoint`'s head `dataset` to `output`; returns output."""
+    from s5cli.models.checkpoint import load_checkpoint, save_checkpoint
+    from s5cli.models.moe import export_dense
+    from s5cli.models.spec import ModelSpec
+
+    check_output(output, overwrite)
+    model, spec, rest = load_checkpoint(checkpoint)
+    names = [h.name for h in spec.heads]
+    name = dataset if dataset in names else _canonical_or_none(dataset)
+    if name not in names:
+        raise InputError(f"no head for {dataset} in this checkpoint; it has: {', '.join(names)}", checkpoint)
+    dense = export_dense(model, name)
+    extra = dict(rest.get("extra") or {})
+    size = int((extra.get("input_sizes") or {}).get(name, spec.input.tile_size))
+    dense.spec = ModelSpec.model_validate(
+        {**dense.spec.model_dump(), "input": {**dense.spec.input.model_dump(), "tile_size": size}}
+    )
+    metrics = extra.get("metrics") or {}
+    kept = {k: v for k, v in metrics.items() if not k.startswith("val_") or name in k}
+    info = {
+        "stage": "export",
+        "source": str(checkpoint),
+        "source_stage": extra.get("stage"),
+        "dataset": name,
+        "input_sizes": {name: size},
+        "metrics": kept,
+    }
+    return save_checkpoint(output, dense, config=rest.get("config"), extra=info, overwrite=overwrite)
+
+
+def _canonical_or_none(name: str) -> str | None:
+    from s5cli.datasets.registry import canonical_name
+    from s5cli.errors import S5Error
+
+    try:
+        return canonical_name(name)
+    except S5Error:
+        return None
