@@ -85,4 +85,11 @@ def make_normaliser(
             f"the checkpoint maps raw value {scale:g} to 1.0 (8-bit training data) but the scene is "
             f"{source.dtype}; brighter pixels will saturate. Try --stretch 2,98"
         )
+    elif np.dtype(source.dtype).kind == "f" and scale > 1.0:
+        data, valid = source.decimated(256, bands)
+        if valid.any() and float(np.percentile(data[:, valid], 99)) <= 1.0:
+            warn(
+                f"the scene's float values lie in [0, 1] but the checkpoint maps raw value {scale:g} to 1.0; "
+                "the image will look nearly black to the model. Try --stretch 0,100"
+            )
     return Normaliser((0.0,) * n, (float(scale),) * n)

@@ -15,8 +15,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import rasterio
+
 from s5cli.errors import ConfigError, InputError
 from s5cli.geo.files import atomic_output, check_output
+from s5cli.geo.raster import is_remote
 from s5cli.geo.vector import layer_name
 from s5cli.inference.config import PredictConfig
 from s5cli.inference.inputs import expand_scenes
@@ -61,8 +64,27 @@ def _per_scene(option: str | None, name: str, suffix: str, several: bool) -> Pat
     return path / f"{name}{suffix}"
 
 
+def gdal_options(scenes: list[str]) -> dict[str, Any]:
+    """GDAL settings for predict: a bounded block cache, and the usual cloud-COG settings for remote scenes."""
+    options: dict[str, Any] = {"GDAL_CACHEMAX": 256}  # MB; GDAL's default is 5% of RAM, whatever the scene needs
+    if any(is_remote(s) for s in scenes):
+        # pangeo/torchgeo settings: no sidecar lookups, merged range requests, a read cache.
+        options.update(
+            GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR",
+            GDAL_HTTP_MULTIRANGE="YES",
+            GDAL_HTTP_MERGE_CONSECUTIVE_RANGES="YES",
+            VSI_CACHE="TRUE",
+        )
+    return options
+
+
 def run_predict(cfg: PredictConfig) -> dict[str, Any]:
     """Run `s5 predict`; returns a JSON-safe summary (per scene: sizes, tiles, timings, polygon counts)."""
+    with rasterio.Env(**gdal_options(list(cfg.scenes))):
+        return _run_predict(cfg)
+
+
+def _run_predict(cfg: PredictConfig) -> dict[str, Any]:
     from s5cli.inference.predictor import load_predictor
     from s5cli.inference.shards import ShardContext, merge_rank_layers
 

@@ -71,6 +71,8 @@ def plan_scene(targets: SceneTargets, predictor: Predictor, cfg: PredictConfig) 
         raster = info_of(src.ds, targets.scene)
         bands = resolve_bands(src.count, cfg.bands, predictor.spec.input, src.alpha_bands(), targets.scene)
         factor = working_factor(raster, cfg.gsd, predictor.spec.input, targets.scene)
+        if src.ds.block_shapes[0][0] == 1 and raster.width * raster.height > 4096 * 4096:
+            info(f"{targets.scene}: striped, not tiled; a COG (gdal_translate -of COG) reads faster by windows")
     finally:
         src.close()
     return ScenePlan(targets, raster, bands, factor)

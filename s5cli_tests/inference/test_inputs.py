@@ -102,3 +102,21 @@ def test_stretch_reads_a_decimated_overview(tmp_path: Path) -> None:
         src.decimated = spy
         make_normaliser(src, InputSpec(), [1, 2, 3], stretch=(2, 98))
     assert seen == [(3, 68, 1024)]
+
+
+def test_gdal_options_bound_the_cache_and_tune_remote_reads() -> None:
+    from s5cli.inference.predict import gdal_options
+
+    assert gdal_options(["a.tif"]) == {"GDAL_CACHEMAX": 256}
+    remote = gdal_options(["a.tif", "/vsicurl/https://x.org/b.tif"])
+    assert remote["GDAL_DISABLE_READDIR_ON_OPEN"] == "EMPTY_DIR" and remote["VSI_CACHE"] == "TRUE"
+
+
+def test_float_reflectance_with_an_8bit_checkpoint_warns(tmp_path: Path, capsys) -> None:
+    path = make_scene(tmp_path / "f.tif", dtype="float32", nodata_border=0)
+    with rasterio.open(path) as ds:
+        norm = make_normaliser(RasterioSource(ds), InputSpec(), [1, 2, 3])
+        assert norm.hi == (255.0,) * 3  # the checkpoint's contract is honoured...
+        assert "Try --stretch 0,100" in " ".join(capsys.readouterr().err.split())  # ...with a warning
+        make_normaliser(RasterioSource(ds), InputSpec(scale=1.0), [1, 2, 3])
+        assert capsys.readouterr().err == ""

@@ -87,6 +87,26 @@ def test_tile_by_tile_equals_one_by_one_through_the_cli(runner, tmp_path: Path, 
             assert np.array_equal(got[r : r + 64, c : c + 64], alone)
 
 
+def test_vrt_input_is_read_like_a_file(runner, tmp_path: Path, tiny_ckpt: Path) -> None:
+    tif = make_scene(tmp_path / "base.tif", width=70, height=50, nodata_border=0)
+    bands = "".join(
+        f'<VRTRasterBand dataType="Byte" band="{b}"><SimpleSource><SourceFilename relativeToVRT="1">base.tif'
+        f"</SourceFilename><SourceBand>{b}</SourceBand></SimpleSource></VRTRasterBand>"
+        for b in (1, 2, 3)
+    )
+    with rasterio.open(tif) as src:
+        geo = ", ".join(repr(v) for v in src.transform.to_gdal())
+        crs = src.crs.to_wkt()
+    vrt = tmp_path / "mosaic.vrt"
+    vrt.write_text(f'<VRTDataset rasterXSize="70" rasterYSize="50"><SRS>{crs}</SRS>'
+                   f"<GeoTransform>{geo}</GeoTransform>{bands}</VRTDataset>")  # fmt: skip
+    a, b = tmp_path / "a.tif", tmp_path / "b.tif"
+    ok(predict(runner, vrt, "--raster", a, "--checkpoint", tiny_ckpt, "--json"))
+    ok(predict(runner, tif, "--raster", b, "--checkpoint", tiny_ckpt, "--json"))
+    with rasterio.open(a) as ra, rasterio.open(b) as rb:
+        assert ra.transform == rb.transform and np.array_equal(ra.read(1), rb.read(1))
+
+
 def test_png_without_georeferencing(runner, tmp_path: Path, tiny_ckpt: Path) -> None:
     png = tmp_path / "photo.png"
     with rasterio.open(png, "w", driver="PNG", width=90, height=70, count=3, dtype="uint8") as dst:
