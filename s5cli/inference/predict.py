@@ -118,7 +118,6 @@ def _run_predict(cfg: PredictConfig) -> dict[str, Any]:
             else:
                 with atomic_output(gpkg_dest, cfg.overwrite) as gpkg:
                     results = [scene_fn(p, predictor, cfg, gpkg, scratch) for p in mine]
-                    _ensure_file(gpkg, results)
         else:
             part = shard.rank_gpkg() if gpkg_dest is not None else None
             try:
@@ -154,8 +153,3 @@ def _scratch_parent(targets: list[SceneTargets], gpkg: Path | None) -> Path:
     parent = (first.parent if first is not None else Path(".")).resolve()
     parent.mkdir(parents=True, exist_ok=True)
     return parent
-
-
-def _ensure_file(gpkg: Path, results: list[dict[str, Any]]) -> None:
-    if not gpkg.exists():
-        raise InputError("no layer was written", gpkg)

@@ -153,7 +153,10 @@ def _predict_scene(plan: ScenePlan, predictor: Predictor, cfg: PredictConfig, gp
             if work is not src:
                 work.ds.close()
             src.close()
+            for tmp in scratch.glob("*.tif"):  # working rasters can be large: free the disk scene by scene
+                tmp.unlink(missing_ok=True)
         # Leaving the stack renames every finished output into place (all of them, or none on error).
+    seconds = time.perf_counter() - t0
     summary.update(
         layer=tg.layer,
         raster=str(tg.raster) if tg.raster else None,
@@ -167,8 +170,8 @@ def _predict_scene(plan: ScenePlan, predictor: Predictor, cfg: PredictConfig, gp
         predicted_pixels=valid,
         polygons=polygons,
         forward_s=round(stats.forward_s, 3),
-        seconds=round(time.perf_counter() - t0, 3),
-        megapixels_per_s=round(raster.width * raster.height / 1e6 / max(time.perf_counter() - t0, 1e-9), 3),
+        seconds=round(seconds, 3),
+        megapixels_per_s=round(raster.width * raster.height / 1e6 / max(seconds, 1e-9), 3),
     )
     return summary
 
