@@ -54,8 +54,9 @@ class RotatedRoIHead(nn.Module):
             sel = (level == lvl).nonzero(as_tuple=True)[0]
             if sel.numel():
                 stride = o.anchor_strides[lvl]
+                # In float32 whatever the autocast dtype, as OBBDetection's force_fp32 extractor.
                 out[sel] = rotated_roi_align(
-                    feats[lvl], rois[sel], o.roi_size, 1.0 / stride, o.roi_sampling_ratio, o.roi_aligned
+                    feats[lvl].float(), rois[sel].float(), o.roi_size, 1.0 / stride, o.roi_sampling_ratio, o.roi_aligned
                 ).to(out.dtype)
         return out
 
@@ -95,6 +96,7 @@ class RotatedRoIHead(nn.Module):
         rois, classes, goals, positive = self.sample(proposals, gts, labels)
         logits, deltas = self(feats, rois)
         count = max(rois.shape[0], 1)
+        logits, deltas = logits.float(), deltas.float()  # losses in float32 under autocast
         loss_cls = F.cross_entropy(logits, classes, reduction="sum") / count if rois.shape[0] else logits.sum() * 0
         reg = F.smooth_l1_loss(
             deltas[positive], goals.to(deltas.dtype), beta=self.options.rcnn_loss_beta, reduction="sum"

@@ -77,7 +77,7 @@ class OrientedRPN(nn.Module):
         """Sigmoid CE on 256 sampled anchors per image and smooth-L1 on the positives, both over the sample count."""
         o = self.options
         flat_anchors = torch.cat(anchors)
-        logits, preds = torch.cat(scores, dim=1), torch.cat(deltas, dim=1)  # (B, N), (B, N, 6)
+        logits, preds = torch.cat(scores, dim=1).float(), torch.cat(deltas, dim=1).float()  # (B, N), (B, N, 6)
         height, width = image_size
         border = o.allowed_border
         valid = (
@@ -91,9 +91,16 @@ class OrientedRPN(nn.Module):
         valid_idx = valid.nonzero(as_tuple=True)[0]
         cls_terms, reg_terms, count = [], [], 0
         for b, gt in enumerate(gts):
-            cand = flat_anchors[valid_idx]
-            iou = hbox_iou(cand, rboxes_to_hboxes(gt))
-            assigned = max_iou_assign(iou, o.rpn_pos_iou, o.rpn_neg_iou, o.rpn_min_pos_iou, match_low_quality=True)
+            cand, gt_h = flat_anchors[valid_idx], rboxes_to_hboxes(gt)
+            assigned = max_iou_assign(
+                lambda start, stop, cand=cand, gt_h=gt_h: hbox_iou(cand[start:stop], gt_h),
+                o.rpn_pos_iou,
+                o.rpn_neg_iou,
+                o.rpn_min_pos_iou,
+                match_low_quality=True,
+                shape=(cand.shape[0], gt_h.shape[0]),
+                chunk=max(1, (1 << 22) // max(gt_h.shape[0], 1)),  # ~4M anchor-GT pairs at a time
+            )
             pos, neg = random_sample(assigned, o.rpn_samples, o.rpn_pos_fraction)
             idx = torch.cat([pos, neg])
             target = torch.cat([torch.ones_like(pos), torch.zeros_like(neg)]).to(logits.dtype)

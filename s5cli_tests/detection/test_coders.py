@@ -103,3 +103,13 @@ def test_random_sample_fractions():
     assert (assigned[pos] >= 0).all() and (assigned[neg] == NEGATIVE).all()
     pos, neg = random_sample(torch.tensor([0, NEGATIVE, NEGATIVE]), num=512, pos_fraction=0.25)
     assert len(pos) == 1 and len(neg) == 2
+
+
+def test_chunked_assignment_equals_whole_matrix():
+    gen = torch.Generator().manual_seed(5)
+    iou = (torch.rand(50, 6, generator=gen) * 10).round() / 10  # many ties
+    iou[:, 5] = 0.2  # a GT nobody matches well: below min_pos_iou stays unmatched
+    whole = max_iou_assign(iou, 0.7, 0.3, 0.3, True)
+    chunked = max_iou_assign(lambda a, b: iou[a:b], 0.7, 0.3, 0.3, True, shape=(50, 6), chunk=7)
+    assert torch.equal(whole, chunked)
+    assert (whole >= 0).sum() > 0 and 5 not in whole.tolist()

@@ -130,3 +130,16 @@ def test_inside_the_s5_network():
     with torch.no_grad():
         out = model(images, "dota-v2.0")
     assert len(out) == 2 and all(d["boxes"].shape[1] == 5 for d in out)
+
+
+def test_autocast_bfloat16_on_cpu():
+    torch.manual_seed(0)
+    head = build_detection_head(16, 3, **SMALL).train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        losses = head(features(), (64, 64), targets())
+        assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in losses.values())
+        sum(losses.values()).backward()
+        head.eval()
+        with torch.no_grad():
+            out = head(features(), (64, 64))
+    assert out[0]["boxes"].dtype == torch.float32 and out[0]["scores"].dtype == torch.float32
