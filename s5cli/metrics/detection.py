@@ -27,9 +27,15 @@ from s5cli.geo.files import atomic_output
 Metric = Literal["voc07", "area"]
 
 
+def _flat(values: object, dtype: type) -> np.ndarray:
+    """A 1-D numpy copy of a tensor (any device or dtype, bfloat16 included), array or list."""
+    t = torch.as_tensor(values).detach().cpu().reshape(-1)
+    return (t.double() if t.is_floating_point() else t).numpy().astype(dtype)
+
+
 def _polygons(boxes: object) -> np.ndarray:
     """(K, 8) float64 polygons from rotated boxes (K, 5) or polygons (K, 8), tensors or arrays."""
-    t = torch.as_tensor(boxes, dtype=torch.float64)
+    t = torch.as_tensor(boxes).detach().cpu().to(torch.float64)
     if t.numel() == 0:
         return np.zeros((0, 8))
     if t.ndim != 2 or t.shape[1] not in (5, 8):
@@ -123,12 +129,12 @@ class DetectionEvaluator:
         """
         gt_boxes = target["polygons"] if target.get("polygons") is not None else target["boxes"]
         gt = _polygons(gt_boxes)
-        gt_labels = np.asarray(torch.as_tensor(target["labels"]).reshape(-1), dtype=np.int64)
+        gt_labels = _flat(target["labels"], np.int64)
         diff = target.get("difficult")
-        difficult = np.zeros(len(gt), bool) if diff is None else np.asarray(torch.as_tensor(diff).reshape(-1), bool)
+        difficult = np.zeros(len(gt), bool) if diff is None else _flat(diff, bool)
         det = _polygons(prediction["boxes"])
-        scores = np.asarray(torch.as_tensor(prediction["scores"]).reshape(-1).float(), dtype=np.float64)
-        det_labels = np.asarray(torch.as_tensor(prediction["labels"]).reshape(-1), dtype=np.int64)
+        scores = _flat(prediction["scores"], np.float64)
+        det_labels = _flat(prediction["labels"], np.int64)
         if not len(gt) == len(gt_labels) == len(difficult) or not len(det) == len(scores) == len(det_labels):
             raise InputError("boxes, scores, labels and difficult flags must have the same length")
         self.images.append(_Image(det, scores, det_labels, gt, gt_labels, difficult))
@@ -193,8 +199,8 @@ def write_dota_task1(
     lines: dict[str, list[str]] = {name: [] for name in class_names}
     for image_id, pred in predictions_by_image.items():
         polys = _polygons(pred["boxes"])
-        scores = np.asarray(torch.as_tensor(pred["scores"]).reshape(-1).float())
-        labels = np.asarray(torch.as_tensor(pred["labels"]).reshape(-1))
+        scores = _flat(pred["scores"], np.float64)
+        labels = _flat(pred["labels"], np.int64)
         for poly, score, label in zip(polys, scores, labels):
             if not 0 <= label < len(class_names):
                 raise InputError(f"label {label} of image {image_id} is outside the {len(class_names)} classes")

@@ -142,3 +142,16 @@ def test_write_dota_task1(tmp_path):
         write_dota_task1(out, predictions, ["plane", "ship"])
     write_dota_task1(out, {}, ["plane", "ship"], overwrite=True)
     assert (out / "Task1_ship.txt").read_text() == ""
+
+
+def test_accepts_low_precision_and_plain_lists():
+    ev = DetectionEvaluator(["a"])
+    ev.add(
+        {
+            "boxes": torch.tensor([box(5, 5, 10, 10)], dtype=torch.bfloat16),
+            "scores": torch.tensor([0.9], dtype=torch.bfloat16),
+            "labels": [0],
+        },
+        {"boxes": [box(5, 5, 10, 10)], "labels": [0], "difficult": [False]},
+    )
+    assert ev.compute().map == 1.0
