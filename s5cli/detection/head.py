@@ -5,8 +5,9 @@ calls for a detection HeadSpec; the module is called as `head(features, image_si
 - features: the four backbone maps (B, D, H/s, W/s), s = 4, 8, 16, 32;
 - image_size: (H, W) of the input batch (anchors outside it are not trained);
 - targets (training): per image {"boxes": (N, 5) rotated boxes (s5cli.detection.boxes convention),
-  "labels": int64 (N,) in [0, K)}, optionally "ignore": bool (N,) marking boxes to drop. "difficult"
-  boxes are ordinary ground truth in training, as in OBBDetection; evaluation is where they are ignored.
+  "labels": int64 (N,) in [0, K)}, optionally "ignore": bool (N,) marking boxes to drop (boxes of zero
+  width or height are dropped too). "difficult" boxes are ordinary ground truth in training, as in
+  OBBDetection; evaluation is where they are ignored.
 Training returns {"loss_rpn_cls", "loss_rpn_bbox", "loss_cls", "loss_bbox"}; evaluation returns per
 image {"boxes": (M, 5), "scores": (M,), "labels": int64 (M,)}, best first.
 """
@@ -64,9 +65,11 @@ class OrientedRCNNHead(nn.Module):
                 raise InputError(f"{boxes.shape[0]} boxes but {lab.shape[0]} labels in a detection target")
             if lab.numel() and (lab.min() < 0 or lab.max() >= self.num_classes):
                 raise InputError(f"detection labels must be in [0, {self.num_classes}), got {lab.tolist()}")
+            # Boxes without area (a crop can leave slivers) have no log-size target: drop them too.
+            keep = torch.isfinite(boxes).all(1) & (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
             if t.get("ignore") is not None:
-                keep = ~torch.as_tensor(t["ignore"], dtype=torch.bool, device=device).reshape(-1)
-                boxes, lab = boxes[keep], lab[keep]
+                keep &= ~torch.as_tensor(t["ignore"], dtype=torch.bool, device=device).reshape(-1)
+            boxes, lab = boxes[keep], lab[keep]
             gts.append(boxes)
             labels.append(lab)
         return gts, labels

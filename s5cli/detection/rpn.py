@@ -111,10 +111,10 @@ class OrientedRPN(nn.Module):
                 reg_terms.append(F.smooth_l1_loss(pred, goal, beta=o.rpn_loss_beta, reduction="sum"))
             count += idx.numel()
         count = max(count, 1)
-        zero = logits.sum() * 0  # keeps the graph when nothing was sampled
+        # The zero terms keep every output in the graph when nothing (or no positive) was sampled.
         return {
-            "loss_rpn_cls": (sum(cls_terms) + zero) / count,
-            "loss_rpn_bbox": (sum(reg_terms) + zero) / count,
+            "loss_rpn_cls": (sum(cls_terms) + logits.sum() * 0) / count,
+            "loss_rpn_bbox": (sum(reg_terms) + preds.sum() * 0) / count,
         }
 
     @torch.no_grad()

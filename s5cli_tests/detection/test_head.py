@@ -143,3 +143,16 @@ def test_autocast_bfloat16_on_cpu():
         with torch.no_grad():
             out = head(features(), (64, 64))
     assert out[0]["boxes"].dtype == torch.float32 and out[0]["scores"].dtype == torch.float32
+
+
+def test_zero_size_boxes_are_dropped_not_nan():
+    torch.manual_seed(0)
+    head = build_detection_head(16, 3, **SMALL).train()
+    sliver = [
+        {
+            "boxes": torch.tensor([[20.0, 24.0, 24.0, 0.0, 0.4], [30.0, 30.0, 20.0, 8.0, 0.0]]),
+            "labels": torch.tensor([0, 1]),
+        }
+    ]
+    losses = head(features(batch=1), (64, 64), sliver)
+    assert all(torch.isfinite(v) for v in losses.values())
