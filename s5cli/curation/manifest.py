@@ -211,7 +211,8 @@ def read_part(record: dict[str, Any]) -> pa.Table:
     """The rows of a part record, sorted by (scene_index, chip_index) and cast to SCHEMA."""
     if record["parquet"] is None:
         return SCHEMA.empty_table()
-    table = conform(pq.read_table(record["parquet"]))
+    # One thread: parts are small, and threaded reads grow the allocator pools for nothing.
+    table = conform(pq.ParquetFile(record["parquet"]).read(use_threads=False))
     order = np.lexsort((table.column("chip_index").to_numpy(), table.column("scene_index").to_numpy()))
     return table.take(order)
 

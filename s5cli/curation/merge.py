@@ -30,7 +30,7 @@ from s5cli.errors import InputError
 from s5cli.geo.files import atomic_output, check_output
 
 STAGE = ".manifest.stage.parquet"
-BATCH = 8192
+BATCH = 4096
 
 
 @dataclass
@@ -102,9 +102,14 @@ def _stage(folders: list[Path], stage: Path, distance: int) -> _Staged:
     return out
 
 
+def _batches(stage: Path, columns: list[str] | None = None, size: int = 65536) -> Any:
+    """Record batches of the staging file, read on one thread (threaded reads only grow allocator pools)."""
+    return pq.ParquetFile(stage).iter_batches(batch_size=size, columns=columns, use_threads=False)
+
+
 def _candidate_batches(stage: Path, columns: list[str]) -> Any:
     """Stream (candidate-only) columns of the staging file."""
-    for batch in pq.ParquetFile(stage).iter_batches(batch_size=65536, columns=["reason", *columns]):
+    for batch in _batches(stage, ["reason", *columns]):
         mask = pc.equal(batch.column(0), mf.CANDIDATE)
         yield [batch.column(i + 1).filter(mask) for i in range(len(columns))]
 
@@ -139,7 +144,7 @@ def _select(stage: Path, plan: dict[str, Any], teacher: dict[str, Any] | None, c
     totals = np.zeros(k, dtype=np.int64)
     rule.reset()
     row = 0
-    for batch in pq.ParquetFile(stage).iter_batches(batch_size=65536, columns=["reason", col, "class_hist"]):
+    for batch in _batches(stage, ["reason", col, "class_hist"]):
         cand = np.flatnonzero(pc.equal(batch.column(0), mf.CANDIDATE).to_numpy(zero_copy_only=False))
         values = batch.column(1).take(pa.array(cand)).to_numpy(zero_copy_only=False).astype(np.float64)
         hists = _hists(batch.column(2).take(pa.array(cand)), k)
@@ -258,7 +263,7 @@ def _write(
     pixels = np.zeros(k, dtype=np.int64)
     row = 0
     with atomic_output(manifest, overwrite=overwrite) as tmp, pq.ParquetWriter(tmp, mf.SCHEMA.with_metadata(meta)) as w:
-        for batch in pq.ParquetFile(stage).iter_batches(batch_size=BATCH):
+        for batch in _batches(stage, size=BATCH):
             table = pa.Table.from_batches([batch], schema=mf.SCHEMA)
             reasons = np.array(table.column("reason").to_pylist(), dtype=object)
             cand = np.flatnonzero(reasons == mf.CANDIDATE)

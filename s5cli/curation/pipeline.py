@@ -39,7 +39,7 @@ from s5cli.curation.merge import merge_corpus
 from s5cli.curation.tiling import SceneResult, TileSettings, tile_scene
 from s5cli.errors import InputError
 
-PART_ROWS = 4096  # rows per committed part: the granularity of --resume
+PART_ROWS = 2048  # rows per committed part: the granularity of --resume
 
 
 class Labeler:
@@ -188,12 +188,16 @@ def run_curate(
 
 
 def _finish(corpus: Path, shard: Shard) -> dict[str, Any]:
-    """Merge when every shard is done (one process wins the lock), else report this shard."""
+    """Merge when every shard is done (among shards, the one that takes the lock), else report this shard."""
+    if shard.count == 1:
+        return {"merged": True, **merge_corpus(corpus, overwrite=True)}
     waiting = unfinished_shards(corpus, shard.count)
-    if not waiting and try_merge_lock(corpus):
-        try:
-            summary = merge_corpus(corpus, overwrite=True)
-        finally:
-            release_merge_lock(corpus)
-        return {"merged": True, **summary}
-    return {"merged": False, "shard": shard.name, "waiting_for": waiting}
+    if waiting:
+        return {"merged": False, "shard": shard.name, "waiting_for": waiting}
+    if not try_merge_lock(corpus):
+        warn(f"another shard is merging {corpus} (if none is, remove merge.lock and run s5 curate --merge)")
+        return {"merged": False, "shard": shard.name, "waiting_for": []}
+    try:
+        return {"merged": True, **merge_corpus(corpus, overwrite=True)}
+    finally:
+        release_merge_lock(corpus)

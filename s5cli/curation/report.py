@@ -8,6 +8,7 @@ drawn, an even subsample beyond). The manifest is streamed by row group for the 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from s5cli.geo.files import atomic_output, check_output
 PLOTS = ("report_classes.png", "report_entropy.png", "report_footprints.png")
 
 
-def _streams(manifest: Path, max_shapes: int) -> dict[str, Any]:
+def _streams(manifest: Path, max_shapes: int, upper: float) -> dict[str, Any]:
     """Entropy histograms and a footprint sample, one row group at a time."""
     pf = pq.ParquetFile(manifest)
     total = pf.metadata.num_rows
@@ -36,7 +37,7 @@ def _streams(manifest: Path, max_shapes: int) -> dict[str, Any]:
         has = np.isfinite(ent)
         if has.any():
             if edges is None:
-                edges = np.linspace(0.0, max(3.0, float(np.nanmax(ent)) * 1.05), 51)
+                edges = np.linspace(0.0, upper, 51)  # entropy of K classes is at most ln K
                 hist_kept, hist_drop = np.zeros(50, np.int64), np.zeros(50, np.int64)
             hist_kept += np.histogram(np.clip(ent[has & kept], 0, edges[-1]), edges)[0]
             hist_drop += np.histogram(np.clip(ent[has & ~kept], 0, edges[-1]), edges)[0]
@@ -74,7 +75,8 @@ def report(corpus: str | Path, overwrite: bool = False, max_shapes: int = 20000)
     import matplotlib.pyplot as plt
     import shapely
 
-    data = _streams(manifest, max_shapes)
+    classes = summary.get("classes") or []
+    data = _streams(manifest, max_shapes, math.log(len(classes)) if len(classes) > 1 else 1.0)
     written = []
     if summary.get("classes"):
         fig, ax = plt.subplots(figsize=(8, 4))

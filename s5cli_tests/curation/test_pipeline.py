@@ -162,9 +162,11 @@ def test_shards_then_merge_equal_a_single_run(tmp_path):
 
 def test_torchrun_environment_picks_the_shard(tmp_path, monkeypatch):
     write_tif(tmp_path / "a.tif", textured(32, 32, seed=0))
-    monkeypatch.setenv("RANK", "0")
-    monkeypatch.setenv("WORLD_SIZE", "1")
-    assert run_curate([str(tmp_path / "a.tif")], tmp_path / "c", CurateConfig(chip_size=32))["merged"]
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    summary = run_curate([str(tmp_path / "a.tif")], tmp_path / "c", CurateConfig(chip_size=32))
+    assert summary == {"merged": False, "shard": "shard-00001-of-00002", "waiting_for": ["shard-00000-of-00002"]}
+    assert read_state(tmp_path / "c")["shards"] == 2
 
 
 def test_plain_images_and_output_inside_the_input_folder(tmp_path):
