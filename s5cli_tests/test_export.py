@@ -59,3 +59,36 @@ def test_export_errors_are_one_line_exit_2(runner, tmp_path_factory, tmp_path: P
     assert result.exit_code == 0, result.output
     _, spec, _ = load_checkpoint(existing)
     assert [h.name for h in spec.heads] == ["loveda"] and not spec.moe
+
+
+def test_moe_ffn_merged_fc2_matches_the_two_part_ffn_and_tracks_weight_changes() -> None:
+    import torch.nn.functional as F
+
+    from s5cli.models.ffn import PartialExpertFFN
+
+    torch.manual_seed(0)
+    ffn = PartialExpertFFN(8, 32, expert_width=3, num_experts=2)
+    x = torch.randn(2, 5, 8)
+
+    def two_part(k: int) -> torch.Tensor:
+        h = F.gelu(ffn.fc1(x))
+        return torch.cat([ffn.fc2(h), ffn.experts[k](h)], dim=-1)
+
+    with torch.no_grad():
+        torch.testing.assert_close(ffn(x, 1), two_part(1))
+        cached = ffn._merged[1]
+        ffn(x, 1)
+        assert ffn._merged[1] is cached  # reused while the weights are unchanged
+        torch.testing.assert_close(ffn(x, 0), two_part(0))  # another expert replaces the cache
+        ffn.experts[0].weight.add_(1.0)  # an in-place update (optimizer step, load_state_dict) invalidates it
+        torch.testing.assert_close(ffn(x, 0), two_part(0))
+    with torch.inference_mode():
+        torch.testing.assert_close(ffn(x, 1), two_part(1))
+    with torch.no_grad():
+        torch.testing.assert_close(ffn(x, 1), two_part(1))  # a cache made in inference mode still serves
+    ffn.train()
+    assert ffn._merged is None
+    out = ffn(x, 1)  # with autograd: merged on the fly, gradients reach the shared and the expert rows
+    out.sum().backward()
+    assert ffn.fc2.weight.grad is not None and ffn.experts[1].weight.grad is not None
+    assert ffn.experts[0].weight.grad is None

@@ -8,6 +8,7 @@ no gate: s5_method.md §3, official `FFNMOE` in RS_Finetune/.../vit_moe.py).
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from timm.layers import Mlp
 from torch import nn
 
@@ -36,13 +37,36 @@ class PartialExpertFFN(nn.Module):
         self.act = nn.GELU()
         self.fc2 = nn.Linear(hidden, dim - expert_width)  # shared rows [0, D-P)
         self.experts = nn.ModuleList(nn.Linear(hidden, expert_width) for _ in range(num_experts))
+        self._merged: tuple[tuple, torch.Tensor, torch.Tensor] | None = None  # eval-mode cache of one expert's fc2
+
+    def merged_fc2(self, expert: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """fc2 of one dataset as a single (D, 4D) weight and (D,) bias: shared rows, then the expert's.
+
+        One matmul instead of two plus an output concatenation (benchmarks/moe_overhead.py). Without
+        autograd (eval, inference) the merged copy is kept, for one expert at a time, until the weights
+        change (version counters) or the module goes back to training; with autograd it is rebuilt each call.
+        """
+        parts = (self.fc2.weight, self.experts[expert].weight, self.fc2.bias, self.experts[expert].bias)
+        if torch.is_grad_enabled():
+            return torch.cat(parts[:2]), torch.cat(parts[2:])
+        key = (expert, *(p._version for p in parts), *(p.data_ptr() for p in parts), parts[0].dtype)
+        if self._merged is None or self._merged[0] != key:
+            self._merged = (key, torch.cat(parts[:2]).detach(), torch.cat(parts[2:]).detach())
+        return self._merged[1], self._merged[2]
+
+    def train(self, mode: bool = True) -> PartialExpertFFN:
+        """Set the mode; training drops the eval-mode merged fc2 (its memory and its staleness)."""
+        if mode:
+            self._merged = None
+        return super().train(mode)
 
     def forward(self, x: torch.Tensor, expert: int | None = None) -> torch.Tensor:
         """Apply the shared part and the chosen expert to tokens (B, N, D)."""
         if expert is None:
             raise ValueError("a MoE FFN needs an expert index (the network resolves it from the dataset name)")
         h = self.act(self.fc1(x))  # (B, N, 4D)
-        return torch.cat([self.fc2(h), self.experts[expert](h)], dim=-1)  # (B, N, D)
+        weight, bias = self.merged_fc2(expert)
+        return F.linear(h, weight, bias)  # (B, N, D) = concat(shared fc2(h), expert fc2(h))
 
     @torch.no_grad()
     def load_dense(self, dense: nn.Module) -> None:
