@@ -156,9 +156,12 @@ def part_a(work: Path, ckpt: Path, args: argparse.Namespace) -> None:
     for name, runs, target in (("raster only", raster, 1.05), ("raster + polygons", polys, 1.15)):
         secs = float(np.median([r["seconds"] for r in runs]))
         inside = float(np.median([r["forward_s"] for r in runs]))
+        stages = ", ".join(
+            f"{k[:-2]} {np.median([r[k] for r in runs]):.1f} s" for k in ("engine_s", "rasters_s", "polygons_s")
+        )
         print(
             f"    {name:18s} end to end: {secs:8.1f} s = {secs / f:.3f} x forward (target <= {target});"
-            f" forward inside the run {inside:.1f} s; {runs[0]['polygons']} polygons"
+            f" forward inside the run {inside:.1f} s; {stages}; {runs[0]['polygons']} polygons"
         )
 
 
@@ -169,6 +172,7 @@ def part_b(work: Path, ckpt: Path, args: argparse.Namespace) -> None:
         scene = write_scene(work / f"rss_{size}.tif", size, seed=size)
         cmd = [sys.executable, __file__, "--child", "rss", "--scene", str(scene), "--ckpt", str(ckpt)]
         cmd += ["--batch-size", str(args.batch_size), "--overlap", str(args.overlap), "--workdir", str(work)]
+        cmd += ["--threads", str(args.threads)]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True, env={**os.environ, "S5_NO_PROGRESS": "1"})
         results.append(json.loads(out.stdout.strip().splitlines()[-1]))
         scene.unlink()
@@ -248,6 +252,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--overlap", type=float, default=0.25)
     parser.add_argument("--repeats", type=int, default=2, help="(a) measurements per variant (median)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--scene", default=None, help=argparse.SUPPRESS)
@@ -255,14 +260,20 @@ def main() -> None:
     parser.add_argument("--ckpt", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("S5_NO_PROGRESS", "1")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.child:
         child(args)
         return
     with tempfile.TemporaryDirectory(prefix="s5-bench-", dir=args.workdir) as tmp:
         work = Path(tmp)
         parts = set(args.parts.split(","))
-        print(f"preset {args.preset}, tile {args.tile}, decoder {args.decoder}, overlap {args.overlap}, CPU threads "
-              f"{os.cpu_count()}")  # fmt: skip
+        import torch
+
+        setup = f"preset {args.preset}, tile {args.tile}, decoder {args.decoder}, overlap {args.overlap}"
+        print(f"{setup}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, load {os.getloadavg()[0]:.1f}")
         ckpt = make_checkpoint(work / "bench.pt", args.preset, args.tile, args.decoder) if parts & {"a", "b"} else None
         if "a" in parts:
             part_a(work, ckpt, args)

@@ -137,6 +137,7 @@ def _predict_scene(plan: ScenePlan, predictor: Predictor, cfg: PredictConfig, gp
                 )
             else:
                 cls_path, conf_path, valid = sink.class_path, sink.conf_path, sink.valid_pixels
+            t_engine = time.perf_counter()
             if valid == 0:
                 warn(f"{tg.scene}: every pixel is nodata; its outputs are valid but empty")
             if tg.raster is not None:
@@ -146,9 +147,11 @@ def _predict_scene(plan: ScenePlan, predictor: Predictor, cfg: PredictConfig, gp
             if tg.preview is not None:
                 out = outputs.enter_context(atomic_output(tg.preview, cfg.overwrite))
                 render_preview(src, plan.bands, cls_path, head.classes, head.palette, out, Path(tg.scene).name)
+            t_rasters = time.perf_counter()
             polygons = 0
             if gpkg is not None and tg.layer is not None:
                 polygons = write_polygons(cls_path, conf_path, raster, head.classes, gpkg, tg.layer, cfg)
+            t_polygons = time.perf_counter()
         finally:
             if work is not src:
                 work.ds.close()
@@ -170,6 +173,9 @@ def _predict_scene(plan: ScenePlan, predictor: Predictor, cfg: PredictConfig, gp
         predicted_pixels=valid,
         polygons=polygons,
         forward_s=round(stats.forward_s, 3),
+        engine_s=round(t_engine - t0, 3),  # open, read, model, blend, working rasters
+        rasters_s=round(t_rasters - t_engine, 3),  # COG, confidence and quick-look
+        polygons_s=round(t_polygons - t_rasters, 3),
         seconds=round(seconds, 3),
         megapixels_per_s=round(raster.width * raster.height / 1e6 / max(seconds, 1e-9), 3),
     )
