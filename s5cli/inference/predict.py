@@ -33,13 +33,12 @@ def plan_targets(scenes: list[str], cfg: PredictConfig) -> list[SceneTargets]:
         out = check_output(cfg.output, cfg.overwrite)
         if out.suffix.lower() != ".gpkg":
             raise InputError("-o/--output must be a GeoPackage (.gpkg)", out)
-    layers: list[str] = []
+    names: list[str] = []
     targets = []
     for scene in scenes:
-        layer = layer_name(scene, layers) if cfg.output is not None else None
-        if layer is not None:
-            layers.append(layer)
-        name = layer or layer_name(scene)
+        name = layer_name(scene, names)  # unique: also names the per-scene rasters and quick-looks
+        names.append(name)
+        layer = name if cfg.output is not None else None
         raster = _per_scene(cfg.raster, name, ".tif", several)
         confidence = raster.with_name(f"{raster.stem}_confidence.tif") if raster is not None and cfg.probs else None
         preview = _per_scene(cfg.preview, name, ".png", several)

@@ -211,6 +211,17 @@ def test_several_scenes_folder_layers_and_preview(runner, tmp_path: Path, tiny_c
     assert not [p for p in tmp_path.rglob(".*") if p.name.startswith((".all", ".s5-", ".a", ".b"))]
 
 
+def test_same_names_in_two_folders_get_distinct_outputs(runner, tmp_path: Path, tiny_ckpt: Path) -> None:
+    for sub in ("x", "y"):
+        (tmp_path / sub).mkdir()
+        make_scene(tmp_path / sub / "tile.tif", width=40, height=40)
+    rasters = tmp_path / "r"
+    summary = ok(
+        predict(runner, tmp_path / "x", tmp_path / "y", "--raster", rasters, "--checkpoint", tiny_ckpt, "--json")
+    )
+    assert [Path(s["raster"]).name for s in summary["scenes"]] == ["tile.tif", "tile_2.tif"]
+
+
 def test_existing_output_is_refused_untouched(runner, tmp_path: Path, tiny_ckpt: Path) -> None:
     scene = make_scene(tmp_path / "s.tif", width=40, height=40)
     gpkg = tmp_path / "out.gpkg"
