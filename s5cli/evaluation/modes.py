@@ -141,13 +141,15 @@ def segment_resize(
     """Whole image resized to tile x tile; logits resized back to (H, W) before the softmax."""
     h, w = image.shape[-2:]
     x = F.interpolate(image[None], size=(tile, tile), mode="bilinear", align_corners=False)
-    with autocast():
-        logits = model(x, head).float()
-        if flip:
-            flipped = model(x.flip(-1), head).float().flip(-1)
-    probs = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False).softmax(1)
+
+    def back(inp: torch.Tensor) -> torch.Tensor:
+        with autocast():
+            logits = model(inp, head).float()
+        return F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False).softmax(1)
+
+    probs = back(x)
     if flip:
-        probs = probs + F.interpolate(flipped, size=(h, w), mode="bilinear", align_corners=False).softmax(1)
+        probs = probs + back(x.flip(-1)).flip(-1)
     return probs[0]
 
 

@@ -60,25 +60,75 @@ def _clean(value: float | None) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
 
 
-def _segmentation_result(cm: Any, base: dict[str, Any], metric: str) -> DatasetResult:
-    summary = cm.summary()
-    values = {k: _clean(summary[k]) for k in ("mIoU", "mF1", "OA")}
-    rows = [
-        {"class": name, "IoU": summary["IoU"][name], "F1": summary["F1"][name], "excluded": name in summary["excluded"]}
-        for name in cm.class_names
-    ]
-    score = values.get(metric) if base["labeled"] else None
-    return DatasetResult(metric=metric, score=score, values=values, per_class=rows, **base)
+class _SegmentationScore:
+    """Confusion matrix of a split: predictions are class maps (H, W)."""
+
+    def __init__(self, info: Any) -> None:
+        from s5cli.metrics.segmentation import metrics_for
+
+        self.cm = metrics_for(info)
+
+    def predict(self, model: nn.Module, image: torch.Tensor, name: str, s: EvalSettings, autocast: Autocast) -> Any:
+        probs = segment(
+            model, image, name, s.mode, s.size,  # type: ignore[arg-type]
+            overlap=s.overlap, flip=s.flip, autocast=autocast, batch_size=s.batch_size,
+        )  # fmt: skip
+        return probs.argmax(0).cpu()
+
+    def add(self, sample: dict[str, Any], pred: Any) -> bool:
+        if "mask" not in sample:
+            return False
+        self.cm.update(pred, sample["mask"])
+        return True
+
+    def reduce(self, dist: DistContext) -> None:
+        matrix = torch.from_numpy(self.cm.matrix)
+        all_reduce_sum(matrix, dist)
+        self.cm.matrix = matrix.numpy()
+
+    def result(self, base: dict[str, Any], metric: str) -> DatasetResult:
+        summary = self.cm.summary()
+        values = {k: _clean(summary[k]) for k in ("mIoU", "mF1", "OA")}
+        rows = [
+            {"class": c, "IoU": summary["IoU"][c], "F1": summary["F1"][c], "excluded": c in summary["excluded"]}
+            for c in self.cm.class_names
+        ]
+        score = values.get(metric) if base["labeled"] else None
+        return DatasetResult(metric=metric, score=score, values=values, per_class=rows, **base)
 
 
-def _detection_result(evaluator: Any, base: dict[str, Any], metric: str) -> DatasetResult:
-    res = evaluator.compute()
-    rows = [
-        {"class": name, "AP": _clean(res.ap[name]), "num_gt": res.num_gt[name], "num_det": res.num_det[name]}
-        for name in evaluator.class_names
-    ]
-    score = _clean(res.map) if base["labeled"] else None
-    return DatasetResult(metric=metric, score=score, values={"mAP": score}, per_class=rows, **base)
+class _DetectionScore:
+    """Rotated-box mAP of a split: predictions are {"boxes", "scores", "labels"} in image pixels."""
+
+    def __init__(self, info: Any) -> None:
+        from s5cli.metrics.detection import DetectionEvaluator
+
+        self.evaluator = DetectionEvaluator(list(info.classes))
+
+    def predict(self, model: nn.Module, image: torch.Tensor, name: str, s: EvalSettings, autocast: Autocast) -> Any:
+        if s.mode == "patches":
+            pred = detect_patches(model, image, name, s.size, s.gap, autocast)
+        else:
+            pred = detect(model, image, name, s.size, autocast)
+        return {k: v.cpu() for k, v in pred.items()}
+
+    def add(self, sample: dict[str, Any], pred: Any) -> bool:
+        if "polygons" not in sample:
+            return False
+        self.evaluator.add(pred, sample)
+        return True
+
+    def reduce(self, dist: DistContext) -> None:
+        self.evaluator.images = [img for part in all_gather_objects(self.evaluator.images, dist) for img in part]
+
+    def result(self, base: dict[str, Any], metric: str) -> DatasetResult:
+        res = self.evaluator.compute()
+        rows = [
+            {"class": c, "AP": _clean(res.ap[c]), "num_gt": res.num_gt[c], "num_det": res.num_det[c]}
+            for c in self.evaluator.class_names
+        ]
+        score = _clean(res.map) if base["labeled"] else None
+        return DatasetResult(metric=metric, score=score, values={"mAP": score}, per_class=rows, **base)
 
 
 @torch.no_grad()
@@ -109,53 +159,25 @@ def evaluate_dataset(
         on_prediction: called with (sample, class map (H, W) or detection dict) for each sample.
         show_progress: a progress bar (main rank only).
     """
-    from s5cli.metrics.detection import DetectionEvaluator
-    from s5cli.metrics.segmentation import metrics_for
-
     dist = dist or DistContext(device=device)
     n = len(dataset)  # type: ignore[arg-type]
     if settings.max_images is not None:
         n = min(n, settings.max_images)
-    seg = info.task == "segmentation"
-    cm = metrics_for(info) if seg else None
-    evaluator = None if seg else DetectionEvaluator(list(info.classes))
+    score = _SegmentationScore(info) if info.task == "segmentation" else _DetectionScore(info)
     labeled = torch.zeros((), dtype=torch.float64)
     mine = range(dist.rank, n, dist.world_size)
     bar_ctx = progress_bar(f"evaluate {info.name}", total=len(mine)) if show_progress and dist.is_main else None
     with bar_ctx or nullcontext() as bar:
         for i in mine:
             sample = dataset[i]
-            image = sample["image"].to(device)
-            if seg:
-                probs = segment(
-                    model, image, info.name, settings.mode, settings.size,  # type: ignore[arg-type]
-                    overlap=settings.overlap, flip=settings.flip, autocast=autocast, batch_size=settings.batch_size,
-                )  # fmt: skip
-                pred = probs.argmax(0).cpu()
-                if "mask" in sample:
-                    cm.update(pred, sample["mask"])  # type: ignore[union-attr]
-                    labeled += 1
-            else:
-                if settings.mode == "patches":
-                    pred = detect_patches(model, image, info.name, settings.size, settings.gap, autocast)
-                else:
-                    pred = detect(model, image, info.name, settings.size, autocast)
-                pred = {k: v.cpu() for k, v in pred.items()}
-                if "polygons" in sample:
-                    evaluator.add(pred, sample)  # type: ignore[union-attr]
-                    labeled += 1
+            pred = score.predict(model, sample["image"].to(device), info.name, settings, autocast)
+            labeled += float(score.add(sample, pred))
             if on_prediction is not None:
                 on_prediction(sample, pred)
             if bar is not None:
                 bar.advance(1)
     all_reduce_sum(labeled, dist)
-    if seg:
-        matrix = torch.from_numpy(cm.matrix)  # type: ignore[union-attr]
-        all_reduce_sum(matrix, dist)
-        cm.matrix = matrix.numpy()  # type: ignore[union-attr]
-    else:
-        images = [img for part in all_gather_objects(evaluator.images, dist) for img in part]  # type: ignore[union-attr]
-        evaluator.images = images  # type: ignore[union-attr]
+    score.reduce(dist)
     base = {
         "dataset": info.name,
         "task": info.task,
@@ -164,4 +186,4 @@ def evaluate_dataset(
         "images": n,
         "labeled": bool(labeled > 0),
     }
-    return (_segmentation_result if seg else _detection_result)(cm if seg else evaluator, base, info.metric)
+    return score.result(base, info.metric)
