@@ -18,7 +18,6 @@ import numpy as np
 import rasterio
 import shapely
 from rasterio import features
-from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from s5cli.geo.cog import CLASS_NODATA, iter_blocks
@@ -51,41 +50,62 @@ def block_pieces(
     valid = classes != nodata
     if not valid.any():
         return []
-    to_scene = Affine.translation(col0, row0)
-    found = list(features.shapes(classes, mask=valid, connectivity=4, transform=to_scene))
-    geoms = _polygons([g for g, _ in found])
+    found = list(features.shapes(classes, mask=valid, connectivity=4))  # block pixel coordinates
+    rings = _Rings([g for g, _ in found])
     values = [int(v) for _, v in found]
-    areas = shapely.area(geoms)
-    if conf is None:
-        sums = np.full(len(geoms), np.nan)
-    else:
-        # Pixel-centre burning reproduces the polygons exactly (their edges run along pixel edges).
-        # The GeoJSON dicts go straight to GDAL (no shapely round trip).
-        labels = features.rasterize(
-            ((g, k) for k, (g, _) in enumerate(found, start=1)),
-            out_shape=classes.shape,
-            transform=to_scene,
-            fill=0,
-            dtype="int32",
-        )
-        sums = np.bincount(labels.ravel(), weights=conf.ravel().astype(np.float64), minlength=len(geoms) + 1)[1:]
-        sums = sums / 255.0
-    return [Piece(v, g, float(a), float(s)) for g, v, a, s in zip(geoms, values, areas, sums)]
+    pixels = rings.pixel_sums(np.ones(classes.shape, dtype=np.int64))
+    sums = rings.pixel_sums(conf) / 255.0 if conf is not None else np.full(len(found), np.nan)
+    geoms = rings.polygons(col0, row0)
+    return [Piece(v, g, float(a), float(s)) for g, v, a, s in zip(geoms, values, pixels, sums)]
 
 
-def _polygons(rings_of: list[dict]) -> np.ndarray:
-    """GeoJSON polygon dicts -> shapely polygons in one vectorised call (shape() per polygon is 5x slower)."""
-    coords: list[tuple[float, float]] = []
-    ring_ends, geom_ends = [0], [0]
-    for geom in rings_of:
-        for ring in geom["coordinates"]:
-            coords.extend(ring)
-            ring_ends.append(len(coords))
-        geom_ends.append(len(ring_ends) - 1)
-    if not rings_of:
-        return np.empty(0, dtype=object)
-    offsets = (np.asarray(ring_ends, dtype=np.int64), np.asarray(geom_ends, dtype=np.int64))
-    return shapely.from_ragged_array(shapely.GeometryType.POLYGON, np.asarray(coords, dtype=np.float64), offsets)
+class _Rings:
+    """The rings of GeoJSON polygons as flat arrays: vertices (N, 2), ring and polygon offsets."""
+
+    def __init__(self, dicts: list[dict]) -> None:
+        coords: list[tuple[float, float]] = []
+        ring_ends, geom_ends = [0], [0]
+        for geom in dicts:
+            for ring in geom["coordinates"]:
+                coords.extend(ring)
+                ring_ends.append(len(coords))
+            geom_ends.append(len(ring_ends) - 1)
+        self.n = len(dicts)
+        self.coords = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
+        self.ring_ends = np.asarray(ring_ends, dtype=np.int64)
+        self.geom_ends = np.asarray(geom_ends, dtype=np.int64)
+
+    def polygons(self, col0: int, row0: int) -> np.ndarray:
+        """Shapely polygons shifted by (col0, row0), in one vectorised call (shape() per polygon is 5x slower)."""
+        if self.n == 0:
+            return np.empty(0, dtype=object)
+        xy = self.coords + np.asarray([col0, row0], dtype=np.float64)
+        return shapely.from_ragged_array(shapely.GeometryType.POLYGON, xy, (self.ring_ends, self.geom_ends))
+
+    def pixel_sums(self, values: np.ndarray) -> np.ndarray:
+        """Sum of `values` (h, w) over each polygon's pixels, from its boundary alone (discrete Green's theorem).
+
+        With Q[r, c] = sum of values[:r, :c], a vertical edge x from row y0 to y1 adds Q[y1, x] - Q[y0, x];
+        summed over every ring (holes run the other way round) that is +- the sum inside. O(vertices),
+        where burning the polygons (rasterize) costs rows x edges and crawls on large stair-cased polygons.
+        """
+        if self.n == 0:
+            return np.zeros(0)
+        h, w = values.shape
+        q = np.zeros((h + 1, w + 1), dtype=np.float64 if values.dtype.kind == "f" else np.int64)
+        np.cumsum(np.cumsum(values, axis=0), axis=1, out=q[1:, 1:])
+        xy = np.rint(self.coords).astype(np.int64)
+        start, stop = xy[:-1], xy[1:]
+        # Edges join consecutive vertices of one ring: drop the pairs that straddle two rings.
+        same_ring = np.ones(len(start), dtype=bool)
+        same_ring[self.ring_ends[1:-1] - 1] = False
+        vertical = same_ring & (start[:, 0] == stop[:, 0])
+        x, y0, y1 = start[vertical, 0], start[vertical, 1], stop[vertical, 1]
+        contrib = (q[y1, x] - q[y0, x]).astype(np.float64)
+        ring_of_vertex = np.repeat(np.arange(len(self.ring_ends) - 1), np.diff(self.ring_ends))
+        geom_of_ring = np.repeat(np.arange(self.n), np.diff(self.geom_ends))
+        owner = geom_of_ring[ring_of_vertex[:-1][vertical]]
+        return np.abs(np.bincount(owner, weights=contrib, minlength=self.n))
 
 
 def on_seam(pieces: list[Piece], win: Window, width: int, height: int) -> np.ndarray:

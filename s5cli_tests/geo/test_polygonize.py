@@ -7,7 +7,7 @@ import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rasterio import features
-from rasterio.transform import from_origin
+from rasterio.transform import Affine, from_origin
 from shapely.geometry import shape
 
 from s5cli.geo.cog import CLASS_NODATA
@@ -148,3 +148,32 @@ def test_block_pieces_offsets_to_scene_pixels() -> None:
     ones = next(p for p in pieces if p.class_id == 1)
     assert shapely.bounds(ones.geom).tolist() == [10, 20, 12, 22]
     assert ones.pixels == 3
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), height=st.integers(3, 25), width=st.integers(3, 25), classes=st.integers(1, 3))
+def test_boundary_sums_equal_burned_sums(seed: int, height: int, width: int, classes: int) -> None:
+    """Pixel counts and confidence sums from the boundary alone (holes included) equal burning each polygon."""
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, classes, size=(height, width)).astype(np.uint8)
+    arr[rng.random(arr.shape) < 0.1] = CLASS_NODATA
+    conf = rng.integers(1, 256, size=arr.shape).astype(np.uint8)
+    pieces = block_pieces(arr, conf, col0=7, row0=3)
+    assert len(pieces) == len(whole_array(arr))
+    for piece in pieces:
+        burned = features.rasterize([(piece.geom, 1)], out_shape=arr.shape, transform=Affine.translation(7, 3)) == 1
+        assert piece.pixels == piece.geom.area == burned.sum()
+        assert piece.conf_sum == pytest.approx(conf[burned].sum() / 255.0)
+        assert (arr[burned] == piece.class_id).all()
+
+
+def test_ring_with_holes_sums() -> None:
+    arr = np.zeros((9, 9), np.uint8)
+    arr[2:7, 2:7] = 1
+    arr[4, 4] = 0  # a hole in the hole: an island of class 0 inside class 1 inside class 0
+    conf = np.arange(81, dtype=np.uint8).reshape(9, 9)
+    pieces = sorted(block_pieces(arr, conf, 0, 0), key=lambda p: (p.class_id, p.pixels))
+    assert [(p.class_id, p.pixels) for p in pieces] == [(0, 1), (0, 56), (1, 24)]
+    assert pieces[0].conf_sum * 255 == pytest.approx(40)
+    assert pieces[2].conf_sum * 255 == pytest.approx(conf[arr == 1].sum())
+    assert pieces[1].conf_sum * 255 == pytest.approx(conf.sum() - conf[arr == 1].sum() - 40)
