@@ -53,9 +53,9 @@ def block_pieces(
     found = list(features.shapes(classes, mask=valid, connectivity=4))  # block pixel coordinates
     rings = _Rings([g for g, _ in found])
     values = [int(v) for _, v in found]
-    pixels = rings.pixel_sums(np.ones(classes.shape, dtype=np.int64))
-    sums = rings.pixel_sums(conf) / 255.0 if conf is not None else np.full(len(found), np.nan)
     geoms = rings.polygons(col0, row0)
+    pixels = shapely.area(geoms)  # exact: vertices are integer pixel corners
+    sums = rings.pixel_sums(conf) / 255.0 if conf is not None else np.full(len(found), np.nan)
     return [Piece(v, g, float(a), float(s)) for g, v, a, s in zip(geoms, values, pixels, sums)]
 
 
