@@ -130,6 +130,19 @@ def test_segmentation_loss_ignores_255_and_classes_past_the_head() -> None:
     assert float(empty) == 0.0 and empty.requires_grad
 
 
+def test_per_dataset_batch_sizes_and_repetition_to_the_longest() -> None:
+    from s5cli.finetune.data import plan_datasets
+    from s5cli.finetune.run import _streams
+    from s5cli.training.distributed import DistContext
+
+    cfg = _tiny_cfg(["potsdam", "loveda", "dior-r"], dataset_settings={"dior-r": {"batch_size": 1}})
+    streams = _streams(cfg, plan_datasets(cfg), DistContext())
+    assert {n: s.batch_size for n, s in streams.items()} == {"potsdam": 2, "loveda": 2, "dior-r": 1}
+    assert {n: len(s.loader.dataset) for n, s in streams.items()} == {"potsdam": 3, "loveda": 3, "dior-r": 3}
+    assert next(streams["dior-r"])["image"].shape == (1, 3, 64, 64)  # DIOR-R's 32 px long side resized to 64
+    assert next(streams["loveda"])["mask"].shape == (2, 32, 32)
+
+
 # ---- model initialisation ----------------------------------------------------------------------
 
 

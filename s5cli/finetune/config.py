@@ -2,7 +2,8 @@
 
 Defaults are S5's segmentation recipe (s5_method.md §4, RS_Finetune/Semantic_Segmentation/configs/rsseg.yaml):
 AdamW 5e-5, wd 0.05, cosine stepped per epoch over 100 epochs, 512 crops, 12 images per dataset per
-GPU. `batch_size` is per dataset and per process, as S5 states it; several GPUs under torchrun multiply it.
+GPU. `batch_size` is per dataset and per process, as S5 states it (a dataset may set its own, e.g. 2 for
+detection beside 12 for segmentation); several GPUs under torchrun multiply it.
 Training length is in epochs (one epoch = one pass over the longest dataset, the others repeated to its
 length, S5's id-list repetition) unless `iterations` is given.
 """
@@ -27,6 +28,7 @@ class DatasetSettings(StrictConfig):
     val_split: str | None = None  # validation split; "none" turns validation off for this dataset
     weight: float = Field(1.0, ge=0.0)  # multiplies the dataset's loss
     start_epoch: int = Field(0, ge=0)  # the loss counts from this epoch on (S5: Vaihingen 70 of 100)
+    batch_size: int | None = Field(None, ge=1)  # this dataset's images per process and step; None: batch_size
     options: dict[str, Any] = Field(default_factory=dict)  # loader options, e.g. {labels: eroded}
 
 

@@ -117,7 +117,7 @@ def _streams(cfg: FinetuneConfig, plans: list[DatasetPlan], dist: DistContext) -
         view, collate = train_view(plan, repeated[plan.name], cfg)
         streams[plan.name] = InfiniteLoader(
             view,
-            cfg.batch_size,
+            plan.settings.batch_size or cfg.batch_size,
             seed=cfg.seed + 1009 * k,
             rank=dist.rank,
             world_size=dist.world_size,
@@ -143,7 +143,9 @@ def train_finetune(cfg: FinetuneConfig, dist: DistContext) -> tuple[TrainResult,
     torch.manual_seed(cfg.seed)  # same initial weights on every rank
     net = build_finetune_model(cfg, [p.head for p in plans])
     terms = [LossTerm(p.name, p.task, p.head.num_classes, p.settings.weight, p.settings.start_epoch) for p in plans]
-    per_epoch = max(next(iter(streams.values())).batches_per_epoch // cfg.accumulation, 1)
+    # One epoch = one pass over the longest dataset in batches (with per-dataset batch sizes, the others cycle).
+    per_epoch = max(max(s.batches_per_epoch for s in streams.values()) // cfg.accumulation, 1)
+    batch_sizes = {p.name: p.settings.batch_size or cfg.batch_size for p in plans}
     iterations = cfg.iterations or cfg.epochs * per_epoch
     extra = {
         "stage": "finetune",
@@ -186,13 +188,13 @@ def train_finetune(cfg: FinetuneConfig, dist: DistContext) -> tuple[TrainResult,
         seed=cfg.seed,
         iters_per_epoch=per_epoch,
         depth=get_preset(net.spec.preset).depth,
-        images_per_micro_batch=cfg.batch_size * len(plans),
+        images_per_micro_batch=sum(batch_sizes.values()),
         find_unused_parameters=unused,
         description="finetune",
     )
     info(
         f"MDF: {len(plans)} dataset(s), {'MoE experts' if net.spec.moe else 'dense'} {net.spec.preset}, "
-        f"{count_trainable(net) / 1e6:.1f}M trainable; {dist.world_size} process(es) x {cfg.batch_size} per dataset "
+        f"{count_trainable(net) / 1e6:.1f}M trainable; {dist.world_size} process(es) x {batch_sizes} per step "
         f"x {cfg.accumulation} accumulation; {iterations} iterations ({per_epoch} per epoch)"
     )
     trainer = Trainer(
