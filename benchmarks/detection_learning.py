@@ -1,11 +1,14 @@
 """Learning check for the Oriented R-CNN head: train on generated rotated rectangles, report mAP@0.5 on held-out images.
 
 Each 128 px image holds 2-4 filled rotated rectangles on a noisy background; the class is the colour
-(red, green, blue). The backbone is either a small conv net giving maps at strides 4/8/16/32, or the
-S5 network itself (build_model with a tiny ViT preset and the detection head).
+(red, green, blue). The model is the S5 network itself (build_model with a tiny ViT preset and the
+detection head), or, with --backbone conv, a small conv net giving maps at strides 4/8/16/32.
 
-    .venv/bin/python benchmarks/detection_learning.py --steps 300
-    .venv/bin/python benchmarks/detection_learning.py --backbone vit-nano --steps 600
+    .venv/bin/python benchmarks/detection_learning.py                      # vit-tiny, 400 steps
+    .venv/bin/python benchmarks/detection_learning.py --backbone conv --steps 300
+
+Measured on the 2-core CPU machine (seed 0, 200 training / 50 held-out images, batch 4):
+vit-tiny 400 steps: mAP@0.5 0.811 (2007 s, machine heavily shared); conv 300 steps: 0.856 (378 s).
 """
 
 from __future__ import annotations
@@ -133,8 +136,8 @@ def evaluate(model: nn.Module, images: torch.Tensor, targets: list[dict], batch:
 def main() -> None:
     """Train, then print mAP@0.5 on held-out images."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backbone", default="conv", help="conv, or a ViT preset such as vit-nano / vit-tiny")
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--backbone", default="vit-tiny", help="a ViT preset (vit-tiny, vit-nano) or conv")
+    parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--train-images", type=int, default=200)
