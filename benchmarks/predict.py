@@ -99,8 +99,18 @@ def make_checkpoint(path: Path, preset: str, tile: int, decoder: int) -> Path:
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident set size in MB (ru_maxrss is in KB on Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak resident set size in MB.
+
+    Linux keeps ru_maxrss across fork + exec, so a child of a parent that already holds torch and a model
+    would report the parent's peak; VmHWM in /proc/self/status is the peak of this program alone.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
 
 
 def run_predict_once(scene: Path, ckpt: Path, out: Path, polygons: bool, args: argparse.Namespace) -> dict:
@@ -130,7 +140,7 @@ def forward_alone(ckpt: Path, tiles: int, args: argparse.Namespace) -> float:
     tile = predictor.tile_size
     rng = np.random.default_rng(0)
     batch = rng.random((args.batch_size, 3, tile, tile), dtype=np.float32)
-    predictor(batch[:1])  # warm-up (first call allocates)
+    # No warm-up call: predict's own first batch pays the same one-time cost (kernel selection, allocations).
     sizes = [args.batch_size] * (tiles // args.batch_size) + (
         [tiles % args.batch_size] if tiles % args.batch_size else []
     )

@@ -71,6 +71,9 @@ class ArraySink:
 
 
 _END = object()
+# Waits block, waking this often only to notice that another stage failed. Rare wake-ups matter: each one
+# asks the model thread for the GIL, and on a busy machine that hand-over can stall the model.
+_POLL_S = 0.5
 
 
 class _Stop(Exception):
@@ -94,7 +97,7 @@ class _Pipeline:
             if self.stop.is_set():
                 raise _Stop
             try:
-                q.put(item, timeout=0.05)
+                q.put(item, timeout=_POLL_S)
                 return
             except queue.Full:
                 continue
@@ -104,7 +107,7 @@ class _Pipeline:
             if self.stop.is_set():
                 raise _Stop
             try:
-                return q.get(timeout=0.05)
+                return q.get(timeout=_POLL_S)
             except queue.Empty:
                 continue
 

@@ -89,6 +89,13 @@ def tile_and_overlap(cfg: PredictConfig, predictor: Predictor) -> tuple[int, int
     return tile, min(overlap, tile - 16)
 
 
+def no_georef_warning(scene: str, raster: RasterInfo) -> str:
+    """What the outputs of a scene without georeferencing are: on its pixel grid, or in pixel coordinates."""
+    if raster.crs is None and not raster.transform.is_identity:
+        return f"{scene}: no CRS; outputs keep its geotransform but carry no CRS (area_m2 left empty)"
+    return f"{scene}: no georeferencing; predicting in pixel coordinates (outputs carry no CRS)"
+
+
 def predict_scene(plan: ScenePlan, predictor: Predictor, cfg: PredictConfig, gpkg: Path | None, scratch: Path) -> dict:
     """Predict one scene into its targets (and a layer of the GeoPackage at `gpkg`); returns a summary."""
     with warnings.catch_warnings():
@@ -103,7 +110,7 @@ def _predict_scene(plan: ScenePlan, predictor: Predictor, cfg: PredictConfig, gp
     tg, raster = plan.targets, plan.info
     head = predictor.head
     if not raster.is_georeferenced:
-        warn(f"{tg.scene}: no georeferencing; predicting in pixel coordinates (outputs carry no CRS)")
+        warn(no_georef_warning(tg.scene, raster))
     elif raster.is_rotated:
         info(f"{tg.scene}: rotated geotransform; outputs keep it and polygons use the full affine")
     tile, overlap = tile_and_overlap(cfg, predictor)
