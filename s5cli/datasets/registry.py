@@ -282,14 +282,50 @@ def canonical_name(name: str) -> str:
     raise InputError(f"unknown dataset '{name}'; valid names: {', '.join(DATASETS)}")
 
 
+def is_dataset_yaml(entry: str | os.PathLike[str] | None) -> bool:
+    """True when a dataset entry or root is a custom dataset YAML (your own GeoTIFFs + vector labels)."""
+    return entry is not None and str(entry).lower().endswith((".yaml", ".yml"))
+
+
+def same_dataset(a: str, b: str) -> bool:
+    """True when two names (registry names, aliases or custom names) denote the same dataset."""
+    try:
+        return canonical_name(a) == canonical_name(b)
+    except InputError:
+        return _norm(a) == _norm(b)
+
+
 def dataset_info(name: str, root: str | os.PathLike[str] | None = None) -> DatasetInfo:
-    """The DatasetInfo of a name or alias (for 'custom', give its YAML as root to get its classes)."""
-    info = DATASETS[canonical_name(name)]
-    if info.name == "custom" and root is not None:
+    """The DatasetInfo of a name or alias (a custom dataset YAML as root gives that dataset's classes)."""
+    if is_dataset_yaml(root):
         from s5cli.datasets.custom import custom_info
 
-        return custom_info(root)
-    return info
+        return custom_info(root)  # type: ignore[arg-type]
+    return DATASETS[canonical_name(name)]
+
+
+def resolve_dataset(
+    entry: str, data_root: str | os.PathLike[str] | None = None, root: str | os.PathLike[str] | None = None
+) -> tuple[str, DatasetInfo, Path]:
+    """(name, info, root) of a `--datasets` entry: a registry name or alias, or a custom dataset YAML.
+
+    A registry dataset is found at `root` when given, else under `data_root`; a YAML entry is its own
+    root and is named by its `name:` key, so several custom datasets can train side by side.
+    """
+    if is_dataset_yaml(entry):
+        path = Path(entry)
+        if not path.is_file():
+            raise InputError("no such dataset YAML", path)
+        info = dataset_info("custom", path)
+        return info.name, info, path
+    name = canonical_name(entry)
+    if root is not None:
+        found = Path(root)
+    elif data_root is not None:
+        found = find_dataset_root(data_root, name)
+    else:
+        raise InputError(f"give --data-root (a folder holding {name}/) or dataset_settings.{name}.root")
+    return name, dataset_info(name, found), found
 
 
 def find_dataset_root(data_root: str | os.PathLike[str], name: str) -> Path:
@@ -315,7 +351,7 @@ def get_dataset(
     **options: Any,
 ) -> Any:
     """Build the loader of a dataset folder (or custom YAML) as a torch Dataset of sample dicts."""
-    info = dataset_info(name)
+    info = dataset_info(name, root)
     module_name, class_name = info.loader.split(":")
     cls = getattr(importlib.import_module(f"s5cli.datasets.{module_name}"), class_name)
     params = inspect.signature(cls.__init__).parameters

@@ -32,9 +32,10 @@ CRS_UTM = CRS.from_epsg(32633)
 class World:
     """Paths of one generated world."""
 
-    image: Path
-    labels_raster: Path
-    labels_vector: Path
+    train_scene: Path
+    val_scene: Path
+    labels_raster: Path  # label raster of the validation scene
+    labels_vector: Path  # GeoPackage: layer "landcover" (every class), layer "buildings"
     unlabeled: list[Path]
 
 
@@ -130,18 +131,21 @@ def make_scene(
 
 
 def build_world(folder: Path, size: int = 512, gsd: float = 0.5, n_unlabeled: int = 3, seed: int = 0) -> World:
-    """Generate the labeled scene, its vector and raster labels, and an unlabeled set of scenes."""
+    """Generate labeled train and validation scenes, their vector labels, and unlabeled scenes."""
     folder.mkdir(parents=True, exist_ok=True)
-    image, labels_raster = folder / "scene.tif", folder / "scene_labels.tif"
-    _, _, feats = make_scene(image, size, gsd, seed, labels_raster)
+    train, val, labels_raster = folder / "scene_train.tif", folder / "scene_val.tif", folder / "scene_val_labels.tif"
+    _, _, feats = make_scene(train, size, gsd, seed)
+    _, _, val_feats = make_scene(val, size, gsd, seed + 1, labels_raster)
     vector = folder / "labels.gpkg"
-    gdf = gpd.GeoDataFrame(feats, geometry="geometry", crs=CRS_UTM.to_string())
-    gdf.to_file(vector, layer="labels", driver="GPKG", engine="pyogrio")
+    gdf = gpd.GeoDataFrame(feats + val_feats, geometry="geometry", crs=CRS_UTM.to_string())
+    gdf.to_file(vector, layer="landcover", driver="GPKG", engine="pyogrio")
+    buildings = gdf[gdf["class_name"] == "building"]
+    buildings.to_file(vector, layer="buildings", driver="GPKG", engine="pyogrio")
     unlabeled_dir = folder / "unlabeled"
     unlabeled_dir.mkdir(exist_ok=True)
     unlabeled = []
     for k in range(n_unlabeled):
         path = unlabeled_dir / f"scene_{k + 1:02d}.tif"
-        make_scene(path, size, gsd, seed + 1 + k)
+        make_scene(path, size, gsd, seed + 2 + k)
         unlabeled.append(path)
-    return World(image=image, labels_raster=labels_raster, labels_vector=vector, unlabeled=unlabeled)
+    return World(train, val, labels_raster, vector, unlabeled)

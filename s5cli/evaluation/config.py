@@ -44,9 +44,9 @@ class EvaluateConfig(StrictConfig):
 
     def settings_for(self, name: str) -> EvalDatasetSettings:
         """A dataset's overrides (given by registry name or alias), empty when absent."""
-        from s5cli.datasets.registry import canonical_name
+        from s5cli.datasets.registry import same_dataset
 
         for key, value in self.dataset_settings.items():
-            if canonical_name(key) == canonical_name(name):
+            if same_dataset(key, name):
                 return value
         return EvalDatasetSettings()

@@ -59,21 +59,16 @@ def trained_size(extra: dict[str, Any], name: str, default: int) -> int:
 
 def plan_jobs(cfg: EvaluateConfig, spec: Any, extra: dict[str, Any]) -> list[Job]:
     """Resolve every dataset's head, folder, split, mode and sizes (all user errors surface here)."""
-    from s5cli.datasets.registry import canonical_name, dataset_info, find_dataset_root
+    from s5cli.datasets.registry import is_dataset_yaml, resolve_dataset
 
     names = cfg.datasets or [h.name for h in spec.heads]
     jobs = []
     for raw in names:
-        name = canonical_name(raw)
-        dinfo = dataset_info(name)
+        own = cfg.settings_for(raw) if not is_dataset_yaml(raw) else None
+        name, dinfo, root = resolve_dataset(raw, cfg.data_root, own.root if own else None)
+        if own is None:
+            own = cfg.settings_for(name)
         check_head(spec, dinfo, cfg.checkpoint)
-        own = cfg.settings_for(name)
-        if own.root is not None:
-            root = own.root
-        elif cfg.data_root is not None:
-            root = find_dataset_root(cfg.data_root, name)
-        else:
-            raise InputError(f"give --data-root (a folder holding {name}/) or dataset_settings.{name}.root")
         proto = protocol_for(name, dinfo.task)
         split = own.split or cfg.split or proto.split
         if dinfo.task == "segmentation":

@@ -82,9 +82,9 @@ class FinetuneConfig(StrictConfig):
 
     def settings_for(self, name: str) -> DatasetSettings:
         """The settings of a dataset (given by registry name or alias), defaults when absent."""
-        from s5cli.datasets.registry import canonical_name
+        from s5cli.datasets.registry import same_dataset
 
         for key, value in self.dataset_settings.items():
-            if canonical_name(key) == canonical_name(name):
+            if same_dataset(key, name):
                 return value
         return DatasetSettings()

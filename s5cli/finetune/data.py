@@ -87,21 +87,16 @@ def head_for(info: Any, options: dict[str, Any]) -> Any:
 
 def plan_datasets(cfg: FinetuneConfig) -> list[DatasetPlan]:
     """Resolve every dataset of the config (unknown names, missing folders: InputError before any work)."""
-    from s5cli.datasets.registry import canonical_name, dataset_info, find_dataset_root
+    from s5cli.datasets.registry import is_dataset_yaml, resolve_dataset
 
-    names = [canonical_name(n) for n in cfg.datasets]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"a dataset is named twice in datasets: {cfg.datasets}")
     plans = []
-    for name in names:
-        own = cfg.settings_for(name)
-        if own.root is not None:
-            root = own.root
-        elif cfg.data_root is not None:
-            root = find_dataset_root(cfg.data_root, name)
-        else:
-            raise InputError(f"give --data-root (a folder holding {name}/) or dataset_settings.{name}.root")
-        dinfo = dataset_info(name, root)
+    for entry in cfg.datasets:
+        own = cfg.settings_for(entry) if not is_dataset_yaml(entry) else None
+        name, dinfo, root = resolve_dataset(entry, cfg.data_root, own.root if own else None)
+        if own is None:
+            own = cfg.settings_for(name)
+        if any(p.name == name for p in plans):
+            raise ConfigError(f"a dataset is named twice in datasets: {cfg.datasets}")
         if dinfo.task not in ("segmentation", "detection"):
             raise InputError(f"{name} has no labels to fine-tune on (a {dinfo.task} dataset)")
         base = TRAIN_DEFAULTS.get(name, TrainDefaults("train", "val", {}))

@@ -169,7 +169,20 @@ def test_malicious_official_file_is_refused_and_not_run(tmp_path):
     assert not marker.exists() and not (tmp_path / "ours.pt").exists()
 
 
-def _official_detection_head(state: dict, ours: str, task: str) -> dict:
+def _official_class_rows(value: torch.Tensor, task: str, classes: list[str]) -> torch.Tensor:
+    """fc_cls rows in the official class order of `task` (background stays last)."""
+    from s5cli.models.official_detection import class_permutation
+
+    perm = class_permutation(task, classes)
+    if perm is None:
+        return value
+    rows = value.clone()
+    for ours_row, official_row in enumerate(perm):
+        rows[official_row] = value[ours_row]
+    return rows
+
+
+def _official_detection_head(state: dict, ours: str, task: str, classes: list[str] | None = None) -> dict:
     """mmdet/OBBDetection names of one task's neck, RPN and RoI head (s5_method.md §3, §5)."""
     out = {}
     for key, value in state.items():
@@ -181,6 +194,8 @@ def _official_detection_head(state: dict, ours: str, task: str) -> dict:
             out[f"neck_{task}.{kind}.{index}.conv.{param}"] = value
         elif module == "rpn_head":
             out[f"rpn_head_{task}.{rest}"] = value
+        elif rest.startswith("fc_cls.") and classes is not None:
+            out[f"roi_head_{task}.bbox_head.{rest}"] = _official_class_rows(value, task, classes)
         else:
             out[f"roi_head_{task}.bbox_head.{rest}"] = value
     return out
@@ -193,8 +208,8 @@ def test_detection_import_uses_the_detection_mapper(tmp_path):
     source = _model(ModelSpec(preset="vit-nano", heads=heads, moe=True, expert_width=16, img_size=1024), seed=9)
     state = source.state_dict()
     official = official_encoder(source, "backbone.")
-    official.update(_official_detection_head(state, "dior-r", "dior"))
-    official.update(_official_detection_head(state, "dota-v2_0", "dota"))
+    official.update(_official_detection_head(state, "dior-r", "dior", heads[0].classes))
+    official.update(_official_detection_head(state, "dota-v2_0", "dota", heads[1].classes))
     path = tmp_path / "vit_nano_moe_dior_r_dota2.pth"
     torch.save({"state_dict": official, "meta": {"epoch": 12, "CLASSES": ("a", "b")}}, path)
     report = import_official(path, tmp_path / "ours.pt")
