@@ -36,6 +36,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("evaluate", "s5cli.cli.evaluate_cmd:evaluate"),
     ("export", "s5cli.cli.export_cmd:export"),
     ("curate", "s5cli.cli.curate_cmd:curate"),
+    ("demo", "s5cli.cli.demo_cmd:demo"),
 ]
 
 
