@@ -58,12 +58,12 @@ def show_progress() -> bool:
 def info(message: str) -> None:
     """Print a status line on stderr unless -q."""
     if not is_quiet():
-        console.print(message, markup=False)
+        console.print(message, markup=False, soft_wrap=True)  # one line per message, whatever the width
 
 
 def warn(message: str) -> None:
     """Print a warning on stderr (shown also under -q: it may change how output is read)."""
-    console.print(f"warning: {message}", markup=False, style="yellow")
+    console.print(f"warning: {message}", markup=False, style="yellow", soft_wrap=True)
 
 
 def _new_progress(unit: str) -> Progress:

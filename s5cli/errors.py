@@ -5,10 +5,26 @@ from __future__ import annotations
 from os import PathLike
 
 
+def _worker_line(text: str, cls: type) -> str:
+    """Our one-line message out of a DataLoader worker's formatted traceback (its `module.Class: message` line)."""
+    prefixes = (f"{cls.__module__}.{cls.__qualname__}: ", f"{cls.__qualname__}: ")
+    lines = text.rstrip().splitlines() or [""]
+    for line in reversed(lines):
+        if line.startswith(prefixes):
+            return line.split(": ", 1)[1]
+    return lines[-1]
+
+
 class S5Error(Exception):
     """A user-facing error: bad input, bad config or a refused output (exit 2, no traceback)."""
 
-    def __init__(self, problem: str, path: str | PathLike[str] | None = None) -> None:
+    def __init__(
+        self, problem: str = "", path: str | PathLike[str] | None = None, *, message: str | None = None
+    ) -> None:
+        if message is not None:
+            # torch.utils.data re-raises an exception of a DataLoader worker as `type(exc)(message=text)`, the
+            # text being "Caught ... in DataLoader worker" plus the whole traceback: keep our one line.
+            problem, path = _worker_line(message, type(self)), None
         self.problem = problem
         self.path = None if path is None else str(path)
         super().__init__(self.message)
@@ -30,8 +46,11 @@ class ConfigError(S5Error):
 class OutputExistsError(S5Error):
     """An output path exists and `--overwrite` was not given."""
 
-    def __init__(self, path: str | PathLike[str]) -> None:
-        super().__init__("exists and won't be overwritten without --overwrite", path)
+    def __init__(self, path: str | PathLike[str] = "", *, message: str | None = None) -> None:
+        if message is not None:
+            super().__init__(message=message)
+        else:
+            super().__init__("exists and won't be overwritten without --overwrite", path)
 
 
 class UntrustedFileError(InputError):

@@ -10,6 +10,7 @@ thousand. A part's JSON record commits its scenes, so `--resume` skips exactly t
 from __future__ import annotations
 
 import multiprocessing
+import shutil
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -158,7 +159,23 @@ def run_curate(
         from s5cli.curation.teacher import load_teacher
 
         teacher = load_teacher(cfg.teacher, cfg.device, cfg.teacher_head, cfg.background, cfg.batch_size)
+    created = not corpus.exists()
     own = prepare_corpus(corpus, plan, shard, overwrite, resume)
+    try:
+        _curate_scenes(inputs, corpus, own, shard, mine, teacher, cfg, resume)
+    except BaseException:
+        # A new corpus that failed before committing any part (e.g. on its first chip) holds nothing to
+        # resume: remove it, so that a corrected rerun needs no --overwrite.
+        if created and shard.count == 1 and not len(mf.finished_scene_ids(own)):
+            shutil.rmtree(corpus, ignore_errors=True)
+        raise
+    return _finish(corpus, shard)
+
+
+def _curate_scenes(
+    inputs: list[str], corpus: Path, own: Path, shard: Shard, mine: int, teacher: Any, cfg: CurateConfig, resume: bool
+) -> None:
+    """Tile, label and commit this shard's scenes (those not committed yet), then mark the shard done."""
     if teacher is not None:
         _record_teacher(corpus, teacher, cfg)
     done = mf.finished_scene_ids(own) if resume else np.empty(0, dtype=np.int64)
@@ -184,7 +201,6 @@ def run_curate(
             bar.set_rate(f"{labeler.chips / max(time.perf_counter() - start, 1e-9):.0f} chips/s")
         labeler.close()
     write_json(own / DONE, {"scenes": mine, "new_scenes": todo, "new_chips": labeler.chips})
-    return _finish(corpus, shard)
 
 
 def _finish(corpus: Path, shard: Shard) -> dict[str, Any]:

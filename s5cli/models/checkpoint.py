@@ -94,9 +94,9 @@ def safe_load(path: str | os.PathLike[str], allow: list | None = None) -> Any:
         with torch.serialization.safe_globals(allow or []):
             return torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "Weights only load failed" not in str(exc):
+        found = _unsafe_globals(p) if "Weights only load failed" in str(exc) else []
+        if not found and "global" not in str(exc).lower():  # e.g. a text file: no pickle at all
             raise InputError("not a PyTorch checkpoint (unreadable pickle)", p) from None
-        found = _unsafe_globals(p)
         what = f" ({', '.join(found[:3])})" if found else ""
         raise UntrustedFileError(
             f"refused: the file holds Python objects{what} that could run code when loaded; "

@@ -32,6 +32,7 @@ The returned model is unwrapped and in eval mode; the stage writes its final che
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
@@ -275,7 +276,21 @@ class Trainer:
         return row
 
     def fit(self) -> TrainResult:
-        """Train (or continue) to `settings.iterations`, or stop at `settings.stop_after`."""
+        """Train (or continue) to `settings.iterations`, or stop at `settings.stop_after`.
+
+        A run that fails before its first optimiser step, with no training state to resume, leaves no
+        run directory behind (bad data usually fails on the first batch): rerunning needs no --overwrite.
+        """
+        try:
+            return self._fit()
+        except BaseException:
+            if self.run is not None and self.dist.is_main and self.iteration == 0 and self.run.latest_state() is None:
+                with contextlib.suppress(Exception):
+                    self.metrics.close()
+                self.run.discard()
+            raise
+
+    def _fit(self) -> TrainResult:
         s = self.settings
         resumed = s.resume and self._resume()
         self.model = wrap_ddp(self.model, self.dist, s.find_unused_parameters)

@@ -16,6 +16,7 @@ or `--resume` (which continues from the newest state in `checkpoints/`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -103,6 +104,21 @@ class RunDir:
         with atomic_output(path, overwrite=True) as tmp:
             tmp.write_text(text, encoding="utf-8")
 
+    def discard(self) -> None:
+        """Remove this run's files (only ours), and the folder itself when nothing else is left in it."""
+        _remove_ours(self.root)
+        with contextlib.suppress(OSError):
+            self.root.rmdir()
+
+
+def _remove_ours(root: Path) -> None:
+    for name in _OURS:
+        path = root / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
 
 def check_run_dir(root: str | os.PathLike[str], resume: bool = False, overwrite: bool = False) -> RunDir:
     """Validate the run directory before any work (no writes): exists -> needs --resume or --overwrite."""
@@ -121,12 +137,7 @@ def prepare_run_dir(root: str | os.PathLike[str], resume: bool = False, overwrit
     """Create the run directory; with overwrite, remove the previous run's files (only ours)."""
     run = check_run_dir(root, resume, overwrite)
     if overwrite and run.root.is_dir():
-        for name in _OURS:
-            path = run.root / name
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
+        _remove_ours(run.root)
     run.checkpoints.mkdir(parents=True, exist_ok=True)
     return run
 
