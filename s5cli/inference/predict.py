@@ -18,7 +18,7 @@ from typing import Any
 import rasterio
 
 from s5cli.errors import ConfigError, InputError
-from s5cli.geo.files import atomic_output, check_output
+from s5cli.geo.files import atomic_output, check_output, clean_stale_temps, disk_full_as_error, temp_prefix
 from s5cli.geo.raster import is_remote
 from s5cli.geo.vector import layer_name
 from s5cli.inference.config import PredictConfig
@@ -109,28 +109,31 @@ def _run_predict(cfg: PredictConfig) -> dict[str, Any]:
     mine = plans[shard.rank :: shard.world_size]
     results: list[dict[str, Any]] = []
     gpkg_dest = Path(cfg.output) if cfg.output is not None else None
-    scratch = Path(tempfile.mkdtemp(prefix=".s5-predict-", dir=_scratch_parent(targets, gpkg_dest)))
+    parent = _scratch_parent(targets, gpkg_dest)
+    clean_stale_temps(parent)  # scratch folders of runs killed with SIGKILL
+    scratch = Path(tempfile.mkdtemp(prefix=temp_prefix("s5-predict"), dir=parent))
     try:
-        if shard.world_size == 1:
-            if gpkg_dest is None:
-                results = [scene_fn(p, predictor, cfg, None, scratch) for p in mine]
-            else:
-                with atomic_output(gpkg_dest, cfg.overwrite) as gpkg:
-                    results = [scene_fn(p, predictor, cfg, gpkg, scratch) for p in mine]
-        else:
-            part = shard.rank_gpkg() if gpkg_dest is not None else None
-            try:
-                results = [scene_fn(p, predictor, cfg, part, scratch) for p in mine]
-            except BaseException:
-                shard.mark_failed()
-                raise
-            shard.mark_done(results)
-            if shard.rank == 0:
-                results = shard.wait_for_ranks()
-                if gpkg_dest is not None:
+        with disk_full_as_error(parent):  # scratch rasters fill a disk first: one line, not a GDAL traceback
+            if shard.world_size == 1:
+                if gpkg_dest is None:
+                    results = [scene_fn(p, predictor, cfg, None, scratch) for p in mine]
+                else:
                     with atomic_output(gpkg_dest, cfg.overwrite) as gpkg:
-                        merge_rank_layers(shard.rank_gpkgs(), gpkg, [t.layer for t in targets if t.layer])
-                shard.cleanup()
+                        results = [scene_fn(p, predictor, cfg, gpkg, scratch) for p in mine]
+            else:
+                part = shard.rank_gpkg() if gpkg_dest is not None else None
+                try:
+                    results = [scene_fn(p, predictor, cfg, part, scratch) for p in mine]
+                except BaseException:
+                    shard.mark_failed()
+                    raise
+                shard.mark_done(results)
+                if shard.rank == 0:
+                    results = shard.wait_for_ranks()
+                    if gpkg_dest is not None:
+                        with atomic_output(gpkg_dest, cfg.overwrite) as gpkg:
+                            merge_rank_layers(shard.rank_gpkgs(), gpkg, [t.layer for t in targets if t.layer])
+                    shard.cleanup()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return {
