@@ -20,6 +20,7 @@ strings, lists and dicts, so `torch.load(weights_only=True)` reads it without ru
 
 from __future__ import annotations
 
+import pickle
 import random
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from s5cli.errors import InputError
+from s5cli.errors import InputError, UntrustedFileError
 from s5cli.geo.files import atomic_output
 
 FORMAT = "s5cli-train-state"
@@ -76,6 +77,14 @@ def load_train_state(path: Path) -> dict[str, Any]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise InputError("no such training state", path) from None
+    except pickle.UnpicklingError as exc:  # weights_only refused the pickle, or it is no pickle at all
+        if "global" in str(exc).lower():
+            raise UntrustedFileError(
+                "refused: the file holds Python objects that could run code when loaded; "
+                "only plain training states are accepted",
+                path,
+            ) from None
+        raise InputError("cannot read this training state (not a PyTorch file)", path) from None
     except Exception as exc:  # unpickling errors come in many types; all mean "not ours"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"cannot read this training state ({first[:200]})", path) from None

@@ -26,6 +26,16 @@ def one_line_error(result, fragment: str = "") -> str:
     return lines[0]
 
 
+def last_line_error(result, fragment: str = "") -> str:
+    """Exit 2; the last stderr line is the only error line (warnings may precede it under -q); no traceback."""
+    assert result.exit_code == 2, f"exit {result.exit_code}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+    lines = result.stderr.splitlines()
+    assert [ln for ln in lines if ln.startswith("error: ")] == lines[-1:], result.stderr
+    assert all(ln.startswith("warning: ") for ln in lines[:-1]), result.stderr
+    assert fragment in lines[-1] and "Traceback" not in result.stdout + result.stderr, lines[-1]
+    return lines[-1]
+
+
 def succeeded(result) -> None:
     """Assert exit 0 without a traceback."""
     assert result.exit_code == 0, f"exit {result.exit_code}\nstdout: {result.stdout}\nstderr: {result.stderr}"

@@ -20,7 +20,15 @@ import shapely
 from rasterio.transform import Affine, from_origin
 
 from s5cli_tests import scenes
-from s5cli_tests.reliability.helpers import DATA, REPO, invoke, one_line_error, snapshot, succeeded
+from s5cli_tests.reliability.helpers import (
+    DATA,
+    REPO,
+    invoke,
+    last_line_error,
+    one_line_error,
+    snapshot,
+    succeeded,
+)
 
 PRETRAIN_TINY = REPO / "configs" / "pretrain" / "tiny.yaml"
 FINETUNE_TINY = REPO / "configs" / "finetune" / "tiny.yaml"
@@ -224,22 +232,12 @@ def _finetune(runner, data_root: Path, datasets: str, out: Path, *extra: object)
     return invoke(runner, "-q", "finetune", *args, "--iterations", 1, "--eval-every", 0, *extra)
 
 
-def _last_line_error(result, fragment: str) -> str:
-    """Exit 2; the last stderr line is the only error line (warnings may precede it under -q); no traceback."""
-    assert result.exit_code == 2, result.stdout + result.stderr
-    lines = result.stderr.splitlines()
-    assert [ln for ln in lines if ln.startswith("error: ")] == lines[-1:], result.stderr
-    assert all(ln.startswith("warning: ") for ln in lines[:-1]), result.stderr
-    assert fragment in lines[-1] and "Traceback" not in result.stdout + result.stderr
-    return lines[-1]
-
-
 def test_dataset_missing_half_its_label_files(runner, tmp_path: Path, dataset_copy, ckpts) -> None:
     potsdam = dataset_copy("potsdam")
     for path in sorted((potsdam / "5_Labels_all").iterdir())[:2]:  # 2_10 (train) and 2_13 (test) of 4 tiles
         path.unlink()
     out = tmp_path / "out"
-    _last_line_error(_finetune(runner, potsdam.parent, "potsdam", out / "run"), "no full label for tile 2_10")
+    last_line_error(_finetune(runner, potsdam.parent, "potsdam", out / "run"), "no full label for tile 2_10")
     one_line_error(
         invoke(runner, "evaluate", ckpts["potsdam"], "--datasets", "potsdam", "--data-root", potsdam.parent,
                "-o", out / "m.csv"),
@@ -249,11 +247,11 @@ def test_dataset_missing_half_its_label_files(runner, tmp_path: Path, dataset_co
     for path in sorted(isaid.rglob("*_instance_color_RGB.png"))[::2]:
         path.unlink()
     args = ["--config", PRETRAIN_TINY, "--data-root", isaid.parent, "--unlabeled-folder", DATA / "million-aid"]
-    _last_line_error(invoke(runner, "-q", "pretrain", *args, "-o", out / "s4p"), "no colour mask")
+    last_line_error(invoke(runner, "-q", "pretrain", *args, "-o", out / "s4p"), "no colour mask")
     dior = dataset_copy("dior-r")
     for path in sorted((dior / "JPEGImages-trainval").iterdir())[::2]:
         path.unlink()
-    _last_line_error(_finetune(runner, dior.parent, "dior-r", out / "run"), "train images not found (first: 00001.jpg)")
+    last_line_error(_finetune(runner, dior.parent, "dior-r", out / "run"), "train images not found (first: 00001.jpg)")
     empty(out)
 
 
@@ -263,7 +261,7 @@ def test_unreadable_image_in_an_unlabeled_folder(runner, tmp_path: Path) -> None
     (folder / "train" / "junk.jpg").write_text("not a JPEG")
     args = ["--config", PRETRAIN_TINY, "--data-root", DATA, "--unlabeled-folder", folder, "--iterations", 2]
     result = invoke(runner, "-q", "pretrain", *args, "--eval-every", 0, "-o", tmp_path / "out" / "run")
-    _last_line_error(result, "junk.jpg: not a readable image")
+    last_line_error(result, "junk.jpg: not a readable image")
     empty(tmp_path / "out")  # the run failed before its first step: no run directory is left
 
 
@@ -283,7 +281,7 @@ def test_malformed_dior_xml(runner, tmp_path: Path, dataset_copy, ckpts, case: s
         xml = dior / "Annotations" / "Oriented Bounding Boxes" / f"{name}.xml"
         xml.write_text(edit(xml.read_text()))
     out = tmp_path / "out"
-    line = _last_line_error(_finetune(runner, dior.parent, "dior-r", out / "run", "--workers", 1), fragment)
+    line = last_line_error(_finetune(runner, dior.parent, "dior-r", out / "run", "--workers", 1), fragment)
     assert ".xml" in line
     result = invoke(runner, "evaluate", ckpts["det"], "--datasets", "dior-r", "--data-root", dior.parent,
                     "-o", out / "m.csv", "--save-predictions", out / "pred")  # fmt: skip
@@ -307,7 +305,7 @@ def test_malformed_dota_lines(runner, tmp_path: Path, dataset_copy, ckpts, case:
             lines = label.read_text().splitlines()
             label.write_text("\n".join([*lines[:2], bad, *lines[2:]]) + "\n")  # after the two header lines
     out = tmp_path / "out"
-    line = _last_line_error(_finetune(runner, dota.parent, "dota-v1.0", out / "run"), fragment)
+    line = last_line_error(_finetune(runner, dota.parent, "dota-v1.0", out / "run"), fragment)
     assert "labelTxt" in line
     result = invoke(runner, "evaluate", ckpts["dota"], "--datasets", "dota-v1.0", "--data-root", dota.parent,
                     "-o", out / "m.csv")  # fmt: skip
