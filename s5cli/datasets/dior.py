@@ -64,8 +64,8 @@ def parse_obb_xml(path: Path, classes: dict[str, int]) -> tuple[np.ndarray, np.n
         diff.append(_flag(obj, "difficult"))
         trunc.append(_flag(obj, "truncated"))
     arr = np.asarray(polys, dtype=np.float32).reshape(-1, 8)
-    if np.isnan(arr).any():
-        raise InputError("a <robndbox> with missing corners", path)
+    if not np.isfinite(arr).all():  # missing (nan), or 'inf' / '1e999', which float() also accepts
+        raise InputError("a <robndbox> with missing or non-finite corners", path)
     keep = ~degenerate(arr)
     return (
         arr[keep],

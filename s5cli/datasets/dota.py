@@ -13,6 +13,7 @@ Test ships no labels: its samples carry only the image.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -55,10 +56,13 @@ def parse_label_txt(path: Path, classes: dict[str, int]) -> Annotation:
         if name not in classes:
             raise InputError(f"line {number}: class '{tokens[8]}' is not a {len(classes)}-class DOTA class", path)
         try:
-            polys.append([float(t) for t in tokens[:8]])
+            corners = [float(t) for t in tokens[:8]]
             level = int(float(tokens[9])) if len(tokens) > 9 else 0
-        except ValueError:
+        except (ValueError, OverflowError):  # int(float("inf")) overflows
             raise InputError(f"line {number}: expected 8 numbers, a class and a difficulty flag", path) from None
+        if not all(math.isfinite(v) for v in corners):  # nan/inf parse as floats but would poison the losses
+            raise InputError(f"line {number}: a corner is not a finite number", path)
+        polys.append(corners)
         labels.append(classes[name])
         diff.append(level == 1)
         trunc.append(level == 2)  # mmrotate's split tool writes 2 for objects cut by a patch
