@@ -16,6 +16,7 @@ from typing import Literal
 
 import torch
 
+from s5cli.console import warn
 from s5cli.datasets.base import (
     Sample,
     SampleDataset,
@@ -68,6 +69,12 @@ _VAIHINGEN_LABELS = {
         "_noBoundary.tif",
     ),
 }
+
+
+def _warn_partial(root: Path, name: str, split: str, found: int, expected: int) -> None:
+    """Say that tiles of the official split are absent: they are skipped, so scores are not the benchmark's."""
+    if 0 < found < expected:
+        warn(f"{root}: {found} of the {expected} {name} {split} tiles found; the others are skipped")
 
 
 def _first_file(root: Path, folders: list[str], filename: str) -> Path | None:
@@ -183,6 +190,7 @@ class Potsdam(_ISPRSTiles):
                     self.root,
                 )
             tiles.append((found[0], label, found[1]))
+        _warn_partial(self.root, self.name, self.split, len(tiles), len(POTSDAM_SPLITS[self.split]))
         return tiles
 
 
@@ -218,4 +226,5 @@ class Vaihingen(_ISPRSTiles):
                     self.root,
                 )
             tiles.append((image, label, None))
+        _warn_partial(self.root, self.name, self.split, len(tiles), len(VAIHINGEN_SPLITS[self.split]))
         return tiles

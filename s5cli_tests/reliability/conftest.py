@@ -12,7 +12,7 @@ from s5cli_tests.reliability.helpers import DATA, build_checkpoint
 
 @pytest.fixture(scope="module")
 def ckpts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Tiny vit-nano checkpoints by role: seg (3 classes), potsdam, det (dior-r), dota, two of the wrong task."""
+    """Tiny vit-nano checkpoints by role: seg (3 classes), potsdam, det (dior-r), dota, wrong task, four_bands."""
     from s5cli.datasets.registry import DATASETS
     from s5cli.models.spec import HeadSpec
 
@@ -30,7 +30,9 @@ def ckpts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         # A detection head under a segmentation dataset's name (the wrong task for potsdam).
         "det_as_seg": HeadSpec(name="potsdam", task="detection", classes=list(potsdam.classes), options=narrow),
     }
-    return {role: build_checkpoint(folder / f"{role}.pt", [head]) for role, head in heads.items()}
+    built = {role: build_checkpoint(folder / f"{role}.pt", [head]) for role, head in heads.items()}
+    built["four_bands"] = build_checkpoint(folder / "four_bands.pt", [heads["potsdam"]], bands=4)
+    return built
 
 
 @pytest.fixture()

@@ -127,6 +127,13 @@ def test_wrong_band_count_for_the_checkpoint(runner, tmp_path: Path, ckpts) -> N
         invoke(runner, "curate", four, "-o", out / "corpus", "--chip-size", 32, "--teacher", ckpts["seg"]),
         "the teacher takes 3",
     )
+    four_bands = ckpts["four_bands"]
+    last_line_error(  # the fake Potsdam has 2 of the 14 test tiles: a warning says so first
+        invoke(runner, "evaluate", four_bands, "--datasets", "potsdam", "--data-root", DATA, "-o", out / "m.csv"),
+        "the model takes (B, 4, H, W) images",
+    )
+    args = ["--config", FINETUNE_TINY, "--datasets", "potsdam", "--data-root", DATA, "--init", four_bands]
+    last_line_error(invoke(runner, "-q", "finetune", *args, "-o", out / "run"), "the init checkpoint takes 4 bands")
     empty(out)
     # Three of the four bands, chosen by the user, are fine.
     succeeded(invoke(runner, "predict", four, "-o", out / "o.gpkg", "--checkpoint", ckpts["seg"], "-b", "1,2,3"))
@@ -255,6 +262,23 @@ def test_dataset_missing_half_its_label_files(runner, tmp_path: Path, dataset_co
     empty(out)
 
 
+def test_dataset_missing_half_its_images_is_scored_on_the_rest_with_a_warning(
+    runner, tmp_path: Path, dataset_copy, ckpts
+) -> None:
+    potsdam = dataset_copy("potsdam")
+    for product in potsdam.glob("*_Ortho_*"):  # tile 2_13 (of the test tiles 2_13, 7_13) in every image product
+        for path in product.glob("top_potsdam_2_13_*"):
+            path.unlink()
+    result = invoke(runner, "evaluate", ckpts["potsdam"], "--datasets", "potsdam", "--data-root", potsdam.parent,
+                    "--json")  # fmt: skip
+    succeeded(result)
+    assert result.stderr.splitlines() == [
+        f"warning: {potsdam}: 1 of the 14 potsdam test tiles found; the others are skipped"
+    ]
+    scored = json.loads(result.stdout)["datasets"][0]
+    assert scored["images"] == 1  # one 40 px tile, one crop window
+
+
 def test_unreadable_image_in_an_unlabeled_folder(runner, tmp_path: Path) -> None:
     folder = tmp_path / "unlabeled"
     shutil.copytree(DATA / "million-aid", folder, ignore=shutil.ignore_patterns("data.py"))
@@ -363,19 +387,43 @@ def test_checkpoint_of_the_wrong_task(runner, tmp_path: Path, ckpts) -> None:
     empty(out)
 
 
-def test_not_a_checkpoint(runner, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "content, message",
+    [(b"not a checkpoint", "not a PyTorch checkpoint"), (b"", "is empty"), (b"PK\x03\x04" + bytes(60), "truncated")],
+    ids=["text", "empty", "truncated"],
+)
+def test_not_a_checkpoint(runner, tmp_path: Path, content: bytes, message: str) -> None:
     out = tmp_path / "out"
-    text = tmp_path / "notes.pt"
-    text.write_text("not a checkpoint")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(content)
     scene = scenes.make_scene(tmp_path / "s.tif", width=40, height=40)
+    tune = ["--config", FINETUNE_TINY, "--datasets", "potsdam", "--data-root", DATA]
     for command, args in [
-        ("predict", [scene, "-o", out / "o.gpkg", "--checkpoint", text]),
-        ("evaluate", [text, "--datasets", "potsdam", "--data-root", DATA, "-o", out / "m.csv"]),
-        ("export", [text, "--dataset", "potsdam", "-o", out / "e.pt"]),
-        ("curate", [scene, "-o", out / "corpus", "--teacher", text]),
+        ("predict", [scene, "-o", out / "o.gpkg", "--checkpoint", bad]),
+        ("evaluate", [bad, "--datasets", "potsdam", "--data-root", DATA, "-o", out / "m.csv"]),
+        ("export", [bad, "--dataset", "potsdam", "-o", out / "e.pt"]),
+        ("curate", [scene, "-o", out / "corpus", "--teacher", bad]),
+        ("finetune", [*tune, "--init", bad, "-o", out / "run"]),
     ]:
-        one_line_error(invoke(runner, command, *args), f"{text}: not a")
+        result = invoke(runner, "-q", command, *args)
+        # finetune reads its datasets before the init checkpoint (the fake Potsdam's partial-split warning first)
+        line = last_line_error(result) if command == "finetune" else one_line_error(result)
+        assert line.startswith(f"error: {bad}: ") and message in line, line
     empty(out)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [("", "missing key"), ("a: [1, 2\n", "not valid YAML"), ("- 1\n- 2\n", "must hold a mapping")],
+    ids=["empty", "invalid_yaml", "not_a_mapping"],
+)
+@pytest.mark.parametrize("command", ["pretrain", "finetune"])
+def test_broken_config_files(runner, tmp_path: Path, text: str, message: str, command: str) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(text)
+    line = one_line_error(invoke(runner, command, "--config", config, "-o", tmp_path / "out" / "run"), message)
+    assert line.startswith(f"error: {config}: ")
+    empty(tmp_path / "out")
 
 
 # ---- the general rule, for every registered command -------------------------------------------------
