@@ -12,7 +12,19 @@ from s5cli.cli import app
 def test_demo_end_to_end(runner, tmp_path) -> None:
     workdir = tmp_path / "demo"
     result = runner.invoke(
-        app, ["demo", "--workdir", str(workdir), "--pretrain-iterations", "2", "--finetune-iterations", "2", "--json"]
+        app,
+        [
+            "demo",
+            "--workdir",
+            str(workdir),
+            "--pretrain-iterations",
+            "2",
+            "--finetune-iterations",
+            "2",
+            "--scene-size",
+            "160",
+            "--json",
+        ],
     )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)

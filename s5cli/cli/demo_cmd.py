@@ -14,6 +14,7 @@ from s5cli.cli.options import JsonOpt, OverwriteOpt
 WorkdirOpt = Annotated[Path, typer.Option("--workdir", "-o", help="Folder for every output of the demo.")]
 ItersOpt = Annotated[int, typer.Option("--pretrain-iterations", min=1, help="S4P iterations.")]
 FtItersOpt = Annotated[int, typer.Option("--finetune-iterations", min=1, help="MoE-MDF iterations.")]
+SizeOpt = Annotated[int, typer.Option("--scene-size", min=128, help="Side of the generated scenes in pixels.")]
 
 
 @guarded
@@ -21,6 +22,7 @@ def demo(
     workdir: WorkdirOpt = Path("s5-demo"),
     pretrain_iterations: ItersOpt = 40,
     finetune_iterations: FtItersOpt = 100,
+    scene_size: SizeOpt = 512,
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -38,7 +40,7 @@ def demo(
     from s5cli.geo.files import check_output
 
     check_output(workdir, overwrite)
-    summary = run_demo(workdir, overwrite, pretrain_iterations, finetune_iterations)
+    summary = run_demo(workdir, overwrite, pretrain_iterations, finetune_iterations, scene_size)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return

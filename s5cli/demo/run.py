@@ -157,12 +157,16 @@ def _predict(scene: Path, checkpoint: Path, gpkg: Path, raster: Path, preview: P
 
 
 def run_demo(
-    workdir: Path, overwrite: bool = False, pretrain_iterations: int = 40, finetune_iterations: int = 100
+    workdir: Path,
+    overwrite: bool = False,
+    pretrain_iterations: int = 40,
+    finetune_iterations: int = 100,
+    scene_size: int = 512,
 ) -> dict[str, Any]:
     """Build the world and run curate -> pretrain -> finetune -> evaluate -> export -> predict in `workdir`."""
     steps: list[dict[str, Any]] = []
     with atomic_output(workdir, overwrite=overwrite, directory=True) as tmp:
-        world = _timed("world", steps, lambda: build_world(tmp / "world"))
+        world = _timed("world", steps, lambda: build_world(tmp / "world", size=scene_size))
         landcover = _dataset_yaml(tmp / "world" / "landcover.yaml", "landcover", CLASSES, "landcover", PALETTE)
         buildings = _dataset_yaml(
             tmp / "world" / "buildings.yaml",
