@@ -100,12 +100,21 @@ def test_dota_junk_is_an_input_error_or_finite_objects(scratch: Path, lines: lis
 
 CORNERS = ("x_left_top", "y_left_top", "x_right_top", "y_right_top",
            "x_right_bottom", "y_right_bottom", "x_left_bottom", "y_left_bottom")  # fmt: skip
-half = st.integers(0, 1600).map(lambda v: v / 2)  # exact in float32
-dior_box = st.lists(half, min_size=8, max_size=8).filter(
-    lambda c: all((c[2 * k], c[2 * k + 1]) != (c[2 * k - 2], c[2 * k - 1]) for k in range(4))  # not degenerate
-)
+
+
+@st.composite
+def dior_box(draw) -> list[float]:
+    """Corners of a rectangle of any orientation, in half pixels (exact in float32): p, p + u, p + u + v, p + v."""
+    x, y = draw(st.integers(0, 1200)), draw(st.integers(0, 1200))
+    a, b = draw(st.tuples(st.integers(-60, 60), st.integers(-60, 60)).filter(lambda ab: ab != (0, 0)))
+    c = draw(st.integers(1, 4))
+    u, v = (a, b), (-c * b, c * a)  # v is u turned a quarter and scaled: area c (a^2 + b^2) > 0
+    corners = [(x, y), (x + u[0], y + u[1]), (x + u[0] + v[0], y + u[1] + v[1]), (x + v[0], y + v[1])]
+    return [coord / 2 for corner in corners for coord in corner]
+
+
 dior_object = st.tuples(
-    dior_box,
+    dior_box(),
     st.sampled_from(sorted(DIOR_CLASSES)),
     st.sampled_from([str.lower, str.title, lambda s: s.replace("expressway", "Expressway")]),
     st.booleans(),
