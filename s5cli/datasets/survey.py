@@ -9,22 +9,19 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from s5cli.datasets.registry import DATASETS, FOLDER_DATASETS, canonical_name, find_dataset_root, get_dataset
+from s5cli.datasets.registry import (
+    DATASETS,
+    FOLDER_DATASETS,
+    canonical_name,
+    find_dataset_root,
+    get_dataset,
+    is_dataset_yaml,
+    resolve_dataset,
+)
 from s5cli.errors import InputError, S5Error
 
 
-def survey_dataset(name: str, data_root: str | os.PathLike[str], strict: bool = False) -> dict[str, Any]:
-    """Folder, found flag, samples per split (None where a split cannot be read) and the problems.
-
-    With ``strict``, a missing folder or a folder where no split can be read raises its InputError.
-    """
-    info = DATASETS[name]
-    try:
-        root = find_dataset_root(data_root, name)
-    except InputError:
-        if strict:
-            raise
-        return {"folder": None, "found": False, "samples": {}, "problems": {}}
+def _count_splits(name: str, info: Any, root: Any, strict: bool) -> dict[str, Any]:
     samples: dict[str, int | None] = {}
     problems: dict[str, str] = {}
     first: S5Error | None = None
@@ -41,16 +38,35 @@ def survey_dataset(name: str, data_root: str | os.PathLike[str], strict: bool = 
     return {"folder": str(root), "found": found, "samples": samples, "problems": problems}
 
 
+def survey_dataset(name: str, data_root: str | os.PathLike[str], strict: bool = False) -> dict[str, Any]:
+    """Folder, found flag, samples per split (None where a split cannot be read) and the problems.
+
+    With ``strict``, a missing folder or a folder where no split can be read raises its InputError.
+    """
+    try:
+        root = find_dataset_root(data_root, name)
+    except InputError:
+        if strict:
+            raise
+        return {"folder": None, "found": False, "samples": {}, "problems": {}}
+    return _count_splits(name, DATASETS[name], root, strict)
+
+
 def survey(data_root: str | os.PathLike[str] | None = None, names: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """One entry per dataset (all, or the named ones): its description, plus what is under ``data_root``.
 
-    Naming datasets makes the check strict: one that is missing or unreadable is an InputError.
+    Naming datasets makes the check strict: one that is missing or unreadable is an InputError. A named
+    custom dataset YAML is described and counted from its own scenes.
     """
     if data_root is not None and not os.path.isdir(data_root):
         raise InputError("no such folder (expected a data root holding one folder per dataset)", data_root)
-    wanted = [canonical_name(n) for n in names] if names else list(DATASETS)
     entries = []
-    for name in wanted:
+    for entry_name in names or list(DATASETS):
+        if is_dataset_yaml(entry_name):
+            name, info, root = resolve_dataset(entry_name)
+            entries.append({**info.describe(), **_count_splits(name, info, root, strict=True)})
+            continue
+        name = canonical_name(entry_name)
         entry = DATASETS[name].describe()
         if data_root is not None:
             if name in FOLDER_DATASETS:
