@@ -211,6 +211,12 @@ def colours_to_index(rgb: np.ndarray, table: dict[tuple[int, int, int], int]) ->
     return out
 
 
+def colour_table(classes: Sequence[str], palette: Sequence[tuple[int, int, int]]) -> dict[tuple[int, int, int], int]:
+    """Colour -> class index, matched by class name so palette order and class order cannot drift apart."""
+    index = {c: i for i, c in enumerate(classes)}
+    return {colour: index[c] for c, colour in zip(classes, palette)}
+
+
 def values_to_index(raw: np.ndarray, table: dict[int, int]) -> np.ndarray:
     """(H, W) raw label values -> int64 class indexes through a lookup table; other values -> 255."""
     lut = np.full(max(256, int(raw.max(initial=0)) + 1), IGNORE, dtype=np.int64)
@@ -231,6 +237,25 @@ def tile_windows(width: int, height: int, size: int | None, stride: int | None) 
     step = stride or size
     w, h = min(size, width), min(size, height)
     return [(c, r, w, h) for r in grid_starts(height, size, step) for c in grid_starts(width, size, step)]
+
+
+def window_index(images: Sequence[Path], size: int | None, stride: int | None) -> list[tuple[int, WindowTuple]]:
+    """(image number, window) of every tile_windows window of each image, in order; sizes from headers only."""
+    index: list[tuple[int, WindowTuple]] = []
+    for i, image in enumerate(images):
+        width, height = image_size(image)
+        index.extend((i, w) for w in tile_windows(width, height, size, stride))
+    return index
+
+
+def detection_targets(polys: np.ndarray, labels: np.ndarray, diff: np.ndarray, trunc: np.ndarray) -> Sample:
+    """The detection keys of a sample (polygons, labels, difficult, truncated) as tensors sharing the arrays."""
+    return {
+        "polygons": torch.from_numpy(polys),
+        "labels": torch.from_numpy(labels),
+        "difficult": torch.from_numpy(diff),
+        "truncated": torch.from_numpy(trunc),
+    }
 
 
 def check_split(name: str, split: str, splits: Sequence[str], aliases: dict[str, str] | None = None) -> str:
@@ -268,6 +293,13 @@ class SampleDataset(Dataset, ABC):
 
     def __init__(self, transforms: Transform | None = None) -> None:
         self.transforms = transforms
+
+    def _check_root_and_split(self, root: str | os.PathLike[str], split: str) -> None:
+        """Set name, root and split from the class's registry entry ``info``; bad ones are InputErrors."""
+        info = self.info  # type: ignore[attr-defined]  # each benchmark loader sets info = DATASETS[...]
+        self.name = info.name
+        self.root = check_root(root, self.name, info.layout)
+        self.split = check_split(self.name, split, info.splits, info.split_aliases)
 
     @abstractmethod
     def __len__(self) -> int:

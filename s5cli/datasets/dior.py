@@ -14,15 +14,13 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from s5cli.datasets.base import (
     IMAGE_SUFFIXES,
     Sample,
     SampleDataset,
     Transform,
-    check_root,
-    check_split,
+    detection_targets,
     not_this_dataset,
     read_pixels,
     to_unit_float,
@@ -91,9 +89,7 @@ class DIORR(SampleDataset):
         transforms: Transform | None = None,
     ) -> None:
         super().__init__(transforms)
-        self.name = self.info.name
-        self.root = check_root(root, self.name, self.info.layout)
-        self.split = check_split(self.name, split, self.info.splits, self.info.split_aliases)
+        self._check_root_and_split(root, split)
         sets = self.root / "ImageSets" / "Main"
         annotations = next((self.root / d for d in _ANNOTATION_DIRS if (self.root / d).is_dir()), None)
         if annotations is None or not sets.is_dir():
@@ -135,13 +131,9 @@ class DIORR(SampleDataset):
         if not xml_path.is_file():
             folder = self.annotations.relative_to(self.root)
             raise InputError(f"no annotation {xml_path.name} in '{folder}'", image_path)
-        polys, labels, diff, trunc = parse_obb_xml(xml_path, self.class_index)
         return {
             "image": to_unit_float(read_pixels(image_path)),
-            "polygons": torch.from_numpy(polys),
-            "labels": torch.from_numpy(labels),
-            "difficult": torch.from_numpy(diff),
-            "truncated": torch.from_numpy(trunc),
+            **detection_targets(*parse_obb_xml(xml_path, self.class_index)),
             "dataset": self.name,
             "path": str(image_path),
         }

@@ -18,21 +18,18 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from s5cli.datasets.base import (
     Sample,
     SampleDataset,
     Transform,
     WindowTuple,
-    check_root,
-    check_split,
-    image_size,
+    detection_targets,
     not_this_dataset,
     read_pixels,
     sorted_files,
-    tile_windows,
     to_unit_float,
+    window_index,
 )
 from s5cli.datasets.polygons import clip_to_window
 from s5cli.datasets.registry import DATASETS, DatasetInfo
@@ -91,10 +88,8 @@ class DOTA(SampleDataset):
         filter_empty: bool = False,
     ) -> None:
         super().__init__(transforms)
-        self.name = self.info.name
+        self._check_root_and_split(root, split)
         self.version = self.name.removeprefix("dota-v")
-        self.root = check_root(root, self.name, self.info.layout)
-        self.split = check_split(self.name, split, self.info.splits, self.info.split_aliases)
         if not any((self.root / s / "images").is_dir() for s in ("train", "val", "test")):
             raise not_this_dataset(self.root, self.name, self.info.layout)
         if gap is None:  # mmrotate's 200 at 1024, scaled for other patch sizes
@@ -112,14 +107,12 @@ class DOTA(SampleDataset):
         self._annotations: dict[int, Annotation] = {}
         stride = patch_size - gap if patch_size is not None else None
         self.index: list[tuple[int, WindowTuple]] = []
-        for i, (image, _) in enumerate(self.files):
-            width, height = image_size(image)
-            for col, row, w, h in tile_windows(width, height, patch_size, stride):
-                if pad and patch_size is not None:  # mmrotate pads small images to the full patch
-                    w, h = patch_size, patch_size
-                if filter_empty and self.labeled and not self.objects_in(i, (col, row, w, h))[1].size:
-                    continue
-                self.index.append((i, (col, row, w, h)))
+        for i, (col, row, w, h) in window_index([image for image, _ in self.files], patch_size, stride):
+            if pad and patch_size is not None:  # mmrotate pads small images to the full patch
+                w, h = patch_size, patch_size
+            if filter_empty and self.labeled and not self.objects_in(i, (col, row, w, h))[1].size:
+                continue
+            self.index.append((i, (col, row, w, h)))
 
     def _list_part(self, part: str) -> list[tuple[Path, Path | None]]:
         split_dir = self.root / part
@@ -160,13 +153,7 @@ class DOTA(SampleDataset):
             "window": window,
         }
         if self.labeled:
-            polys, labels, diff, trunc = self.objects_in(i, window)
-            sample.update(
-                polygons=torch.from_numpy(polys),
-                labels=torch.from_numpy(labels),
-                difficult=torch.from_numpy(diff),
-                truncated=torch.from_numpy(trunc),
-            )
+            sample.update(detection_targets(*self.objects_in(i, window)))
         return sample
 
 

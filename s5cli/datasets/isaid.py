@@ -17,16 +17,13 @@ from s5cli.datasets.base import (
     Sample,
     SampleDataset,
     Transform,
-    WindowTuple,
-    check_root,
-    check_split,
+    colour_table,
     colours_to_index,
-    image_size,
     not_this_dataset,
     read_pixels,
     sorted_files,
-    tile_windows,
     to_unit_float,
+    window_index,
 )
 from s5cli.datasets.registry import DATASETS
 from s5cli.errors import InputError
@@ -58,9 +55,7 @@ class ISAID(SampleDataset):
         stride: int | None = 512,
     ) -> None:
         super().__init__(transforms)
-        self.name = self.info.name
-        self.root = check_root(root, self.name, self.info.layout)
-        self.split = check_split(self.name, split, self.info.splits, self.info.split_aliases)
+        self._check_root_and_split(root, split)
         if not any((self.root / s / "images").is_dir() for s in self.info.splits):
             raise not_this_dataset(self.root, self.name, self.info.layout)
         split_dir = self.root / self.split
@@ -68,16 +63,12 @@ class ISAID(SampleDataset):
         if not images:
             raise InputError(f"no images for split '{self.split}': expected {self.split}/images/P####.png", self.root)
         self.labeled = self.split != "test"
-        index = {c: i for i, c in enumerate(self.info.classes)}
-        self.table = {colour: index[c] for c, colour in zip(self.info.classes, self.info.palette)}
+        self.table = colour_table(self.info.classes, self.info.palette)
         self.files: list[tuple[Path, Path | None]] = [
             (p, _mask_for(p, split_dir) if self.labeled else None) for p in images
         ]
         self.crop_size, self.stride = crop_size, stride or crop_size
-        self.index: list[tuple[int, WindowTuple]] = []
-        for i, (image, _) in enumerate(self.files):
-            width, height = image_size(image)
-            self.index.extend((i, w) for w in tile_windows(width, height, crop_size, self.stride))
+        self.index = window_index([image for image, _ in self.files], crop_size, self.stride)
 
     def __len__(self) -> int:
         return len(self.index)

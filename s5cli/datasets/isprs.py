@@ -21,15 +21,12 @@ from s5cli.datasets.base import (
     Sample,
     SampleDataset,
     Transform,
-    WindowTuple,
-    check_root,
-    check_split,
+    colour_table,
     colours_to_index,
-    image_size,
     not_this_dataset,
     read_pixels,
-    tile_windows,
     to_unit_float,
+    window_index,
 )
 from s5cli.datasets.registry import DATASETS, DatasetInfo
 from s5cli.errors import InputError
@@ -101,9 +98,7 @@ class _ISPRSTiles(SampleDataset):
         clutter: Literal["class", "ignore"],
     ) -> None:
         super().__init__(transforms)
-        self.name = self.info.name
-        self.root = check_root(root, self.name, self.info.layout)
-        self.split = check_split(self.name, split, self.info.splits, self.info.split_aliases)
+        self._check_root_and_split(root, split)
         if labels not in ("full", "eroded"):
             raise InputError(f"labels must be 'full' or 'eroded', not '{labels}'")
         if clutter not in ("class", "ignore"):
@@ -111,21 +106,16 @@ class _ISPRSTiles(SampleDataset):
         if crop_size is not None and crop_size <= 0:
             raise InputError(f"crop_size must be positive, got {crop_size}")
         self.labels = labels
-        # Mapped by class name, so the palette order and the class order can never drift apart.
-        index = {c: i for i, c in enumerate(self.info.classes)}
-        self.table = {colour: index[c] for c, colour in zip(self.info.classes, self.info.palette)}
+        self.table = colour_table(self.info.classes, self.info.palette)
         if clutter == "ignore":  # S5 training: clutter is ignore_index
-            self.table[self.info.palette[index["clutter"]]] = 255
+            self.table[self.info.palette[self.info.classes.index("clutter")]] = 255
         self.tiles = self._find_tiles()
         if not self.tiles:
             raise not_this_dataset(self.root, self.name, self.info.layout)
         if stride is None:
             stride = (crop_size // 2 if self.split == "train" else crop_size) if crop_size else None
         self.crop_size, self.stride = crop_size, stride
-        self.index: list[tuple[int, WindowTuple]] = []
-        for t, (image, _, _) in enumerate(self.tiles):
-            width, height = image_size(image)
-            self.index.extend((t, w) for w in tile_windows(width, height, crop_size, stride))
+        self.index = window_index([image for image, _, _ in self.tiles], crop_size, stride)
 
     @abstractmethod
     def _find_tiles(self) -> list[tuple[Path, Path, list[int] | None]]:

@@ -16,8 +16,6 @@ from s5cli.datasets.base import (
     Sample,
     SampleDataset,
     Transform,
-    check_root,
-    check_split,
     not_this_dataset,
     read_pixels,
     sorted_files,
@@ -51,9 +49,7 @@ class LoveDA(SampleDataset):
         scenes: tuple[str, ...] | list[str] = _SCENES,
     ) -> None:
         super().__init__(transforms)
-        self.name = self.info.name
-        self.root = check_root(root, self.name, self.info.layout)
-        self.split = check_split(self.name, split, self.info.splits, self.info.split_aliases)
+        self._check_root_and_split(root, split)
         wanted = [s.capitalize() for s in scenes]
         if not wanted or any(s not in _SCENES for s in wanted):
             raise InputError(f"loveda scenes must be among Urban, Rural, not {list(scenes)}")

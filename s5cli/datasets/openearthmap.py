@@ -18,8 +18,6 @@ from s5cli.datasets.base import (
     Sample,
     SampleDataset,
     Transform,
-    check_root,
-    check_split,
     not_this_dataset,
     read_pixels,
     to_unit_float,
@@ -60,9 +58,8 @@ class OpenEarthMap(SampleDataset):
         transforms: Transform | None = None,
     ) -> None:
         super().__init__(transforms)
-        self.name = self.info.name
-        base = check_root(root, self.name, self.info.layout)
-        self.split = check_split(self.name, split, self.info.splits, self.info.split_aliases)
+        self._check_root_and_split(root, split)
+        base = self.root
         folder = _dataset_folder(base)
         if folder is None:
             raise not_this_dataset(base, self.name, self.info.layout)
