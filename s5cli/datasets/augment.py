@@ -166,50 +166,43 @@ def _reorder(polys: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(make_clockwise(polys.numpy().astype(np.float32)))
 
 
-class RandomHorizontalFlip:
+class _RandomFlip:
+    """Mirror along one image axis with probability p; the matching polygon coordinate c -> size - c."""
+
+    _dim = -1  # -1: left-right (x, corners 0::2); -2: top-bottom (y, corners 1::2)
+
+    def __init__(self, p: float = 0.5) -> None:
+        self.p = p
+
+    def __call__(self, sample: Sample) -> Sample:
+        """The transformed sample (the input dict is not modified)."""
+        if rand() >= self.p:
+            return sample
+        dim = self._dim
+        out = dict(sample)
+        size = sample["image"].shape[dim]
+        out["image"] = sample["image"].flip(dim)
+        for key in _MAPS:
+            if key in sample:
+                out[key] = sample[key].flip(dim)
+        if "polygons" in sample and len(sample["polygons"]):
+            first = 0 if dim == -1 else 1  # x coordinates sit at even columns, y at odd ones
+            polys = sample["polygons"].clone()
+            polys[:, first::2] = size - polys[:, first::2]
+            out["polygons"] = _reorder(polys)
+        return out
+
+
+class RandomHorizontalFlip(_RandomFlip):
     """Mirror left-right with probability p; x -> W - x for polygon corners."""
 
-    def __init__(self, p: float = 0.5) -> None:
-        self.p = p
-
-    def __call__(self, sample: Sample) -> Sample:
-        """The transformed sample (the input dict is not modified)."""
-        if rand() >= self.p:
-            return sample
-        out = dict(sample)
-        w = sample["image"].shape[-1]
-        out["image"] = sample["image"].flip(-1)
-        for key in _MAPS:
-            if key in sample:
-                out[key] = sample[key].flip(-1)
-        if "polygons" in sample and len(sample["polygons"]):
-            polys = sample["polygons"].clone()
-            polys[:, 0::2] = w - polys[:, 0::2]
-            out["polygons"] = _reorder(polys)
-        return out
+    _dim = -1
 
 
-class RandomVerticalFlip:
+class RandomVerticalFlip(_RandomFlip):
     """Mirror top-bottom with probability p; y -> H - y for polygon corners."""
 
-    def __init__(self, p: float = 0.5) -> None:
-        self.p = p
-
-    def __call__(self, sample: Sample) -> Sample:
-        """The transformed sample (the input dict is not modified)."""
-        if rand() >= self.p:
-            return sample
-        out = dict(sample)
-        h = sample["image"].shape[-2]
-        out["image"] = sample["image"].flip(-2)
-        for key in _MAPS:
-            if key in sample:
-                out[key] = sample[key].flip(-2)
-        if "polygons" in sample and len(sample["polygons"]):
-            polys = sample["polygons"].clone()
-            polys[:, 1::2] = h - polys[:, 1::2]
-            out["polygons"] = _reorder(polys)
-        return out
+    _dim = -2
 
 
 class RandomRot90:
