@@ -54,6 +54,22 @@ def _check(sampling_ratio: int, rois: Tensor, columns: int) -> None:
         raise ValueError(f"rois must be (N, {columns}), got {tuple(rois.shape)}")
 
 
+def _output_hw(output_size: int | tuple[int, int]) -> tuple[int, int]:
+    return (output_size, output_size) if isinstance(output_size, int) else output_size
+
+
+def _scaled(rois: Tensor, wh: Tensor, spatial_scale: float, aligned: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Columns 1-2 of rois and the (N, 2) sizes wh in feature pixels: (x, y, w, h), shifted half a pixel if aligned."""
+    offset = 0.5 if aligned else 0.0
+    x = rois[:, 1] * spatial_scale - offset
+    y = rois[:, 2] * spatial_scale - offset
+    w = wh[:, 0] * spatial_scale
+    h = wh[:, 1] * spatial_scale
+    if not aligned:  # legacy mode: boxes at least one pixel wide
+        w, h = w.clamp_min(1.0), h.clamp_min(1.0)
+    return x, y, w, h
+
+
 def roi_align(
     features: Tensor,
     rois: Tensor,
@@ -64,16 +80,10 @@ def roi_align(
 ) -> Tensor:
     """Pool (N, C, oh, ow) from features (B, C, H, W) in rois (N, 5) = (batch index, x1, y1, x2, y2)."""
     _check(sampling_ratio, rois, 5)
-    out_h, out_w = (output_size, output_size) if isinstance(output_size, int) else output_size
+    out_h, out_w = _output_hw(output_size)
     if rois.shape[0] == 0:
         return features.new_zeros(0, features.shape[1], out_h, out_w)
-    offset = 0.5 if aligned else 0.0
-    x1 = rois[:, 1] * spatial_scale - offset
-    y1 = rois[:, 2] * spatial_scale - offset
-    w = (rois[:, 3] - rois[:, 1]) * spatial_scale
-    h = (rois[:, 4] - rois[:, 2]) * spatial_scale
-    if not aligned:  # legacy mode: boxes at least one pixel wide
-        w, h = w.clamp_min(1.0), h.clamp_min(1.0)
+    x1, y1, w, h = _scaled(rois, rois[:, 3:5] - rois[:, 1:3], spatial_scale, aligned)
     fx = _bin_offsets(out_w, sampling_ratio, rois)
     fy = _bin_offsets(out_h, sampling_ratio, rois)
     x = (x1[:, None] + w[:, None] * fx)[:, None, :].expand(-1, fy.numel(), -1)  # (N, oh*s, ow*s)
@@ -91,16 +101,10 @@ def rotated_roi_align(
 ) -> Tensor:
     """Pool (N, C, oh, ow) from features (B, C, H, W) in rois (N, 6) = (batch index, cx, cy, w, h, angle)."""
     _check(sampling_ratio, rois, 6)
-    out_h, out_w = (output_size, output_size) if isinstance(output_size, int) else output_size
+    out_h, out_w = _output_hw(output_size)
     if rois.shape[0] == 0:
         return features.new_zeros(0, features.shape[1], out_h, out_w)
-    offset = 0.5 if aligned else 0.0
-    cx = rois[:, 1] * spatial_scale - offset
-    cy = rois[:, 2] * spatial_scale - offset
-    w = rois[:, 3] * spatial_scale
-    h = rois[:, 4] * spatial_scale
-    if not aligned:
-        w, h = w.clamp_min(1.0), h.clamp_min(1.0)
+    cx, cy, w, h = _scaled(rois, rois[:, 3:5], spatial_scale, aligned)
     cos, sin = torch.cos(rois[:, 5])[:, None, None], torch.sin(rois[:, 5])[:, None, None]
     u = (w[:, None] * (_bin_offsets(out_w, sampling_ratio, rois) - 0.5))[:, None, :]  # (N, 1, ow*s) along w
     v = (h[:, None] * (_bin_offsets(out_h, sampling_ratio, rois) - 0.5))[:, :, None]  # (N, oh*s, 1) along h
