@@ -22,13 +22,9 @@ import typer
 from s5cli.errors import InputError
 
 OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Output path.", show_default=False)]
-OptionalOutputOpt = Annotated[
-    Path | None, typer.Option("--output", "-o", help="Output path.", show_default=False)
-]
+OptionalOutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Output path.", show_default=False)]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Always overwrite an existing output.")]
-ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="YAML config file.", show_default=False)
-]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")]
 DeviceOpt = Annotated[
     str | None,

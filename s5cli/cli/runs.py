@@ -1,0 +1,69 @@
+"""What the training commands (pretrain, finetune) share: run options and the run config they resolve.
+
+Each command keeps an OPTION_FIELDS table (option parameter -> dotted config field, checked by its
+tests); this module turns the given options into overrides and picks the config: the --config file,
+or, when resuming a run directory without --config, the config.yaml the run was started with.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from s5cli.config import StrictConfig
+
+C = TypeVar("C", bound=StrictConfig)
+
+# Run controls that belong to one invocation, dropped from a saved config.yaml when resuming with it.
+ONE_OFF = ("stop_after", "resume", "overwrite")
+
+
+def opt(*names: str, help: str) -> Any:
+    """A typer option without a shown default (None means 'not given': the config decides)."""
+    return typer.Option(*names, help=help, show_default=False)
+
+
+RunOverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing run directory.")]
+ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue from the newest checkpoint in the run directory.")]
+SeedOpt = Annotated[int | None, opt("--seed", help="Random seed.")]
+StopAfterOpt = Annotated[
+    int | None, opt("--stop-after", help="Stop after N iterations (saving a state) to --resume later.")
+]
+LrOpt = Annotated[float | None, opt("--lr", help="Peak learning rate.")]
+AmpOpt = Annotated[str | None, opt("--amp", help="Mixed precision: auto, bf16, fp16 or off.")]
+CheckpointEveryOpt = Annotated[int | None, opt("--checkpoint-every", help="Save a resumable state every N iterations.")]
+
+
+def option_overrides(given: dict[str, Any], option_fields: dict[str, str]) -> dict[str, Any]:
+    """Dotted config overrides from a command's parameters; None (and a flag left off) means 'not given'."""
+    overrides: dict[str, Any] = {}
+    for name, field in option_fields.items():
+        value = given[name]
+        if isinstance(value, bool) and name in ("overwrite", "resume"):
+            value = True if value else None
+        elif isinstance(value, Path):
+            value = str(value)
+        overrides[field] = value
+    if given.get("resume") and not given.get("overwrite"):
+        overrides["overwrite"] = False  # a run started with --overwrite is resumed without it
+    return overrides
+
+
+def resolve_run_config(
+    cls: type[C], config: Path | None, output: Path | None, resume: bool, overrides: dict[str, Any]
+) -> C:
+    """The run's config: --config (or defaults) with overrides; on --resume without --config, the saved one."""
+    from s5cli.config import build_config, load_config, read_yaml, set_dotted
+    from s5cli.console import info
+
+    saved = output / "config.yaml" if output is not None else None
+    if config is None and resume and saved is not None and saved.is_file():
+        info(f"using {saved}")
+        data = {k: v for k, v in read_yaml(saved).items() if k not in ONE_OFF}
+        for key, value in overrides.items():
+            if value is not None:
+                set_dotted(data, key, value)
+        return build_config(cls, data, str(saved))
+    return load_config(cls, config, overrides)
