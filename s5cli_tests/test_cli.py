@@ -9,11 +9,12 @@ def test_version(runner) -> None:
     assert result.exit_code == 0 and __version__ in result.stdout
 
 
-def test_help_lists_commands(runner) -> None:
-    result = runner.invoke(app, ["--help"])
+def test_help_lists_commands_with_an_example_each(runner) -> None:
+    result = runner.invoke(app, ["--help"], terminal_width=200)
     assert result.exit_code == 0
     for name, _ in COMMANDS:
         assert name in result.stdout
+        assert f"$ s5 {name}" in result.stdout, f"no example of {name} in s5 --help"
 
 
 def test_every_command_has_an_example(runner) -> None:

@@ -61,10 +61,16 @@ def _root(
 
 
 def _register() -> None:
+    examples = []
     for name, target in COMMANDS:
         module_name, func_name = target.split(":")
         func = getattr(importlib.import_module(module_name), func_name)
         app.command(name=name)(func)
+        lines = [line.strip() for line in (func.__doc__ or "").splitlines() if line.strip().startswith("$ s5 ")]
+        if lines:
+            examples.append(lines[0])
+    # `s5 --help` ends with one example per command (each command's --help has them all).
+    app.info.epilog = "Examples:\n\n" + "\n\n".join(examples)
 
 
 _register()
