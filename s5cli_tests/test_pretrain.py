@@ -349,3 +349,78 @@ def test_batch_must_divide_over_processes(runner, tmp_path: Path, monkeypatch: p
     result = _invoke(runner, ["--config", str(TINY), "-o", str(tmp_path / "run"), "--micro-batch-size", "3"])
     assert result.exit_code == 2
     assert "batch_size 4 is not divisible" in result.output
+
+
+def test_unlabeled_source_can_be_a_curate_manifest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from s5cli.config import build_config, read_yaml
+    from s5cli.curation.config import CurateConfig
+    from s5cli.curation.pipeline import run_curate
+    from s5cli.pretrain.config import PretrainConfig
+    from s5cli.pretrain.run import run_pretrain
+    from s5cli_tests.scenes import make_scene
+
+    make_scene(tmp_path / "a.tif", width=96, height=80, seed=1)
+    run_curate([str(tmp_path / "a.tif")], tmp_path / "corpus", CurateConfig(chip_size=32))
+    monkeypatch.chdir(REPO)
+    data = read_yaml(TINY)
+    data.update(
+        output=str(tmp_path / "run"),
+        unlabeled={"manifest": str(tmp_path / "corpus" / "manifest.parquet")},
+        iterations=2,
+        eval_every=0,
+        checkpoint_every=0,
+    )
+    out = run_pretrain(build_config(PretrainConfig, data))
+    assert out == tmp_path / "run" / "checkpoint.pt" and out.is_file()
+    assert read_yaml(tmp_path / "run" / "config.yaml")["unlabeled"] == {
+        "manifest": str(tmp_path / "corpus" / "manifest.parquet"),
+        "folder": None,
+    }
+
+
+def test_labeled_source_can_be_a_custom_gis_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import geopandas as gpd
+    import yaml
+    from shapely.geometry import box
+
+    from s5cli.config import build_config, read_yaml
+    from s5cli.models.checkpoint import load_checkpoint
+    from s5cli.pretrain.config import PretrainConfig
+    from s5cli.pretrain.run import run_pretrain
+    from s5cli_tests.scenes import make_scene
+
+    for name, seed in (("north", 1), ("south", 2)):
+        make_scene(tmp_path / f"{name}.tif", seed=seed)  # 96 x 80, EPSG:32633, 0.5 m pixels from (500000, 5800000)
+    x0, y0 = 500_000.0, 5_800_000.0
+    frame = gpd.GeoDataFrame(
+        {
+            "kind": ["building", "road"],
+            "geometry": [box(x0 + 5, y0 - 20, x0 + 15, y0 - 5), box(x0 + 20, y0 - 40, x0 + 22, y0)],
+        },
+        crs="EPSG:32633",
+    )
+    frame.to_file(tmp_path / "labels.geojson", driver="GeoJSON")
+    spec = {
+        "name": "mytown",
+        "classes": ["background", "building", "road"],
+        "scenes": [{"path": "north.tif", "split": "train"}, {"path": "south.tif", "split": "val"}],
+        "labels": "labels.geojson",
+        "class_column": "kind",
+        "background": "background",
+        "tile_size": 32,
+    }
+    (tmp_path / "mytown.yaml").write_text(yaml.safe_dump(spec))
+    monkeypatch.chdir(REPO)
+    data = read_yaml(TINY)
+    data.update(
+        output=str(tmp_path / "run"),
+        labeled={"dataset": "custom", "root": str(tmp_path / "mytown.yaml")},
+        iterations=2,
+        eval_every=2,
+        checkpoint_every=0,
+    )
+    out = run_pretrain(build_config(PretrainConfig, data))
+    model, spec_out, ckpt = load_checkpoint(out)
+    assert model(torch.rand(1, 3, 32, 32), "mytown").shape == (1, 3, 32, 32)
+    assert [h.name for h in spec_out.heads] == ["mytown"] and spec_out.heads[0].classes == spec["classes"]
+    assert "val_miou" in ckpt["extra"]["metrics"]

@@ -26,6 +26,7 @@ class ModelConfig(StrictConfig):
     preset: str = "vit-b"  # s5cli.models.presets: vit-b, vit-l, vit-h (vit-tiny, vit-nano for tests)
     init: Path | None = None  # an s5cli checkpoint to start from (`s5 weights import` converts MAE/official files)
     drop_path: float = Field(0.1, ge=0.0, lt=1.0)
+    decoder_channels: int = Field(256, ge=8)  # UperNet width (S5: 256); smaller for tiny test models
     grad_checkpointing: bool = True
 
 

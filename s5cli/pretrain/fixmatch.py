@@ -1,9 +1,10 @@
 """The S4P step: FixMatch with CutMix on a labeled and an unlabeled batch (s5_method.md §1).
 
 1. CutMix: the partner's strong view is pasted into the strong view inside each sample's box.
-   The partner is drawn independently (a second, differently seeded unlabeled stream, or with
-   `partner: roll` the batch rolled by one); the original pastes the *same* image under another
-   augmentation, a quirk not copied (algorithms.md §1).
+   The partner is drawn independently (`partner: loader`: the next images of the shuffled
+   unlabeled stream, each with its own augmentation; `partner: roll`: the batch rolled by one);
+   the original pastes the *same* image under another augmentation, a quirk not copied
+   (algorithms.md §1).
 2. Teacher: the same network in eval mode (or the EMA copy), no gradients, outside autocast, on
    cat(weak, partner weak); confidence and pseudo-label are max / argmax of the softmax; the
    pseudo-label, confidence and ignore maps are cut-mixed with the same box.
@@ -40,7 +41,7 @@ class FixMatchConfig(StrictConfig):
     unlabeled_weight: float = 1.0  # lambda; total = (loss_x + lambda * loss_u) / 2
     teacher: Literal["same", "ema"] = "same"  # S4P: the student itself in eval mode; ema: UniMatch V2 style
     ema_decay: float = Field(0.996, ge=0.0, lt=1.0)  # UniMatch V2's cap on the EMA ratio
-    partner: Literal["loader", "roll"] = "loader"  # independent stream, or the batch rolled by one
+    partner: Literal["loader", "roll"] = "loader"  # other images of the unlabeled stream, or the batch rolled
     views: ViewConfig = Field(default_factory=ViewConfig)
 
 

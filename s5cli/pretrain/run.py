@@ -12,8 +12,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from s5cli.config import config_to_dict, dump_config, read_yaml
-from s5cli.console import info, warn
+from s5cli.config import config_to_dict, dump_config
+from s5cli.console import info, set_verbosity, warn
 from s5cli.errors import InputError
 from s5cli.metrics.segmentation import metrics_for
 from s5cli.pretrain.config import PretrainConfig, accumulation_steps
@@ -24,7 +24,7 @@ from s5cli.pretrain.views import LabeledViews, UnlabeledViews
 from s5cli.training.data import InfiniteLoader
 from s5cli.training.distributed import DistContext, barrier, init_distributed, shutdown_distributed
 from s5cli.training.engine import LoopSettings, StepContext, Trainer, TrainResult
-from s5cli.training.run_dir import RunDir, check_run_dir, prepare_run_dir
+from s5cli.training.run_dir import RunDir, check_run_dir, config_changes, prepare_run_dir
 
 # Config keys that may change between an interrupted run and its resume without a warning.
 _RESUME_FREE = ("resume", "overwrite", "stop_after", "device", "workers", "output")
@@ -45,7 +45,12 @@ def build_pretrain_model(cfg: PretrainConfig, head: Any, channels: int = 3) -> n
             tile_size=cfg.crop_size,
         )
     spec = ModelSpec(
-        preset=cfg.model.preset, heads=[head], img_size=cfg.crop_size, drop_path=cfg.model.drop_path, input=inputs
+        preset=cfg.model.preset,
+        heads=[head],
+        img_size=cfg.crop_size,
+        drop_path=cfg.model.drop_path,
+        decoder_channels=cfg.model.decoder_channels,
+        input=inputs,
     )
     model = build_model(spec)
     if cfg.model.init is not None:
@@ -77,16 +82,6 @@ def load_init(model: nn.Module, path: Path) -> None:
     info(f"init: {len(fitting)} of {len(own)} tensors from {path}")
 
 
-def _check_resume_config(run: RunDir, cfg: PretrainConfig) -> None:
-    if not run.config.is_file():
-        return
-    old = {k: v for k, v in read_yaml(run.config).items() if k not in _RESUME_FREE}
-    new = {k: v for k, v in config_to_dict(cfg).items() if k not in _RESUME_FREE}
-    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-    if changed:
-        warn(f"resuming with a config that differs from the run's in: {', '.join(changed)}")
-
-
 def train_pretrain(cfg: PretrainConfig, dist: DistContext) -> tuple[TrainResult, RunDir]:
     """Build everything and train; returns the engine's result and the run dir (all ranks)."""
     run = check_run_dir(cfg.output, cfg.resume, cfg.overwrite)
@@ -98,10 +93,10 @@ def train_pretrain(cfg: PretrainConfig, dist: DistContext) -> tuple[TrainResult,
     channels = int(labeled[0]["image"].shape[0])
     views = cfg.fixmatch.views
 
-    def stream(ds: Any, seed: int) -> InfiniteLoader:
+    def stream(ds: Any, seed: int, size: int) -> InfiniteLoader:
         return InfiniteLoader(
             ds,
-            micro,
+            size,
             seed=seed,
             rank=dist.rank,
             world_size=dist.world_size,
@@ -109,19 +104,22 @@ def train_pretrain(cfg: PretrainConfig, dist: DistContext) -> tuple[TrainResult,
             pin_memory=dist.device.type == "cuda",
         )
 
+    # partner "loader": each unlabeled draw is 2 x micro images of the shuffled stream; the second half
+    # (other images, other augmentations) are the CutMix partners of the first half.
+    pairs = 2 if cfg.fixmatch.partner == "loader" else 1
     streams = {
-        "labeled": stream(LabeledViews(labeled, cfg.crop_size, views), cfg.seed),
-        "unlabeled": stream(UnlabeledViews(unlabeled, cfg.crop_size, views), cfg.seed + 1),
+        "labeled": stream(LabeledViews(labeled, cfg.crop_size, views), cfg.seed, micro),
+        "unlabeled": stream(UnlabeledViews(unlabeled, cfg.crop_size, views), cfg.seed + 1, pairs * micro),
     }
-    if cfg.fixmatch.partner == "loader":  # an independent permutation and augmentation of the same images
-        streams["partner"] = stream(UnlabeledViews(unlabeled, cfg.crop_size, views), cfg.seed + 2)
 
     torch.manual_seed(cfg.seed)  # same initial weights on every rank
     model = build_pretrain_model(cfg, head, channels)
 
     if dist.is_main:
         if cfg.resume:
-            _check_resume_config(run, cfg)
+            changed = config_changes(run, config_to_dict(cfg), _RESUME_FREE)
+            if changed:
+                warn(f"resuming with a config that differs from the run's in: {', '.join(changed)}")
             if run.latest_state() is None:
                 warn(f"{run.root}: no training state to resume from; starting from iteration 0")
         prepare_run_dir(run.root, cfg.resume, cfg.overwrite)
@@ -130,11 +128,15 @@ def train_pretrain(cfg: PretrainConfig, dist: DistContext) -> tuple[TrainResult,
 
     def step(model: nn.Module, batch: dict[str, Any], ctx: StepContext) -> tuple[torch.Tensor, dict]:
         teacher = ctx.ema.module if ctx.ema is not None else None
+        unlabeled, partner = batch["unlabeled"], None
+        if pairs == 2:
+            unlabeled = {k: v[:micro] for k, v in batch["unlabeled"].items()}
+            partner = {k: v[micro:] for k, v in batch["unlabeled"].items()}
         return fixmatch_step(
             model,
             batch["labeled"],
-            batch["unlabeled"],
-            batch.get("partner"),
+            unlabeled,
+            partner,
             cfg.fixmatch,
             head=head.name,
             teacher=teacher,
@@ -195,6 +197,8 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
     from s5cli.models.checkpoint import save_checkpoint
 
     dist = init_distributed(cfg.device)
+    if not dist.is_main:
+        set_verbosity(0, 1)  # one copy of the messages: rank 0's (warnings still show)
     try:
         result, run = train_pretrain(cfg, dist)
         out = run.final if result.finished else (run.latest_state() or run.final)

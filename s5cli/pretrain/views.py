@@ -63,7 +63,7 @@ class LabeledViews(Dataset):
 
 
 class UnlabeledViews(Dataset):
-    """An image dataset -> {"image_w", "image_s": (C, s, s), "ignore": (s, s) int64, "box": (s, s) bool}."""
+    """An image dataset -> {"image_w", "image_s": (C, s, s), "ignore": (s, s) uint8, "box": (s, s) bool}."""
 
     def __init__(self, base: Dataset, size: int, cfg: ViewConfig) -> None:
         self.base, self.size, self.cfg = base, size, cfg
@@ -79,5 +79,7 @@ class UnlabeledViews(Dataset):
             weak = self.weak({"image": sample["image"]})  # adds "valid": False on padding
             strong = self.strong({"image": weak["image"]})["image"]
             box = cutmix_box(self.size, c.cutmix_p, c.cutmix_area, c.cutmix_ratio)
-        ignore = torch.where(weak["valid"], 0, IGNORE).long()
+        ignore = torch.where(weak["valid"], 0, IGNORE).to(
+            torch.uint8
+        )  # uint8: a quarter of the bytes between processes
         return {"image_w": weak["image"].contiguous(), "image_s": strong.contiguous(), "ignore": ignore, "box": box}

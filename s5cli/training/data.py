@@ -99,6 +99,7 @@ class InfiniteLoader:
         num_workers: int = 0,
         collate_fn: Callable[[list[Any]], Any] | None = None,
         pin_memory: bool = False,
+        prefetch: int = 4,
     ) -> None:
         self.batch_size = batch_size
         self.sampler = ResumableSampler(len(dataset), batch_size, seed, shuffle, rank, world_size)  # type: ignore[arg-type]
@@ -111,6 +112,7 @@ class InfiniteLoader:
             drop_last=True,
             pin_memory=pin_memory,
             persistent_workers=num_workers > 0,
+            prefetch_factor=prefetch if num_workers > 0 else None,
             # A private generator: creating an iterator draws a worker base seed, and drawing it from the
             # global RNG would shift the model's dropout stream whenever a resume restarts the iterators.
             generator=torch.Generator().manual_seed(seed),

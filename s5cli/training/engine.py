@@ -25,19 +25,27 @@ micro-steps per iteration (DDP `no_sync` on all but the last), loss / accumulati
 the scaler, optional grad-norm clipping, optimizer and schedule step, EMA update; every
 `log_every` iterations a metrics.csv row (the step's stats averaged over the interval and ranks,
 plus lr, images/s and data_wait = share of wall time spent waiting for batches); every
-`eval_every` iterations `eval_fn(model, ctx)` on every rank (prefixed `val_`); every
-`checkpoint_every` iterations (and at `stop_after`) a resumable state. Rank 0 alone writes.
-The returned model is unwrapped and in eval mode; the stage writes its final checkpoint.
+`eval_every` iterations `eval_fn(model, ctx)` on every rank (prefixed `val_`), and when
+`settings.best_metric` improves, `on_best(model, values, iteration)` on rank 0 (finetune's best
+checkpoint; the best value survives resumes); every `checkpoint_every` iterations (and at
+`stop_after`) a resumable state. Rank 0 alone writes. The returned model is unwrapped and in eval
+mode; the stage writes its final checkpoint.
+
+StepContext gives the step: `device`, `autocast()`, `iteration`, `epoch` (iteration //
+iters_per_epoch, e.g. for per-dataset start epochs), `micro_step`, `accumulation`, `dist` and `ema`.
+Schedules: ScheduleConfig `cosine` (per iteration), `cosine_epoch`, `step` (epoch milestones) with
+optional linear warm-up; OptimConfig `layer_decay` scales ViT block lrs (training/optim.py).
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -85,6 +93,8 @@ class LoopSettings:
     depth: int | None = None  # ViT depth for layer-wise lr decay
     images_per_micro_batch: int = 1  # per rank, for images/s
     find_unused_parameters: bool = False  # DDP: set when some parameters get no gradient
+    best_metric: str | None = None  # an eval_fn key; on_best is called when it improves
+    best_mode: Literal["max", "min"] = "max"
     description: str = "train"
 
 
@@ -97,7 +107,13 @@ class StepContext:
     iteration: int = 0  # the optimiser step being computed (0-based)
     micro_step: int = 0
     accumulation: int = 1
+    iters_per_epoch: int = 1
     ema: ModelEMA | None = None
+
+    @property
+    def epoch(self) -> int:
+        """The epoch the current iteration belongs to (0-based), for per-epoch rules such as start epochs."""
+        return self.iteration // max(self.iters_per_epoch, 1)
 
     @property
     def device(self) -> torch.device:
@@ -122,6 +138,7 @@ class TrainResult:
 
 StepFn = Callable[[nn.Module, dict[str, Any], StepContext], tuple[torch.Tensor, Mapping[str, Any]]]
 EvalFn = Callable[[nn.Module, StepContext], dict[str, float]]
+BestFn = Callable[[nn.Module, dict[str, float], int], None]  # (unwrapped model, eval values, iteration), rank 0
 
 
 def move_to(batch: Any, device: torch.device) -> Any:
@@ -151,6 +168,7 @@ class Trainer:
         run: RunDir | None = None,
         config: dict[str, Any] | None = None,
         eval_fn: EvalFn | None = None,
+        on_best: BestFn | None = None,
     ) -> None:
         self.settings = settings
         self.step_fn = step_fn
@@ -159,6 +177,8 @@ class Trainer:
         self.run = run
         self.config = config or {}
         self.eval_fn = eval_fn
+        self.on_best = on_best
+        self.best: float | None = None  # best value of settings.best_metric so far (kept in states)
         self.model = model.to(dist.device)
         self.optimizer = build_optimizer(self.model, optim, settings.depth)
         self.schedule = LRSchedule(self.optimizer, schedule, settings.iterations, settings.iters_per_epoch)
@@ -167,7 +187,13 @@ class Trainer:
         self.ema = ModelEMA(self.model, settings.ema_decay) if settings.ema_decay is not None else None
         writes = run is not None and dist.is_main
         self.metrics = MetricsLog(run.metrics if run else None, run.tensorboard if run else None, writes)
-        self.ctx = StepContext(dist, self.precision, accumulation=settings.accumulation, ema=self.ema)
+        self.ctx = StepContext(
+            dist,
+            self.precision,
+            accumulation=settings.accumulation,
+            iters_per_epoch=settings.iters_per_epoch,
+            ema=self.ema,
+        )
         self.iteration = 0
 
     # -- state ---------------------------------------------------------------------------------
@@ -186,6 +212,7 @@ class Trainer:
             if name in state["data"]:
                 stream.load_state_dict(state["data"][name])
         self.iteration = int(state["iteration"])
+        self.best = state.get("best")
         self.metrics.resume(self.iteration)
         rngs = state["rng"]
         if len(rngs) == self.dist.world_size:
@@ -210,6 +237,7 @@ class Trainer:
                 "data": {name: s.state_dict() for name, s in self.streams.items()},
                 "config": self.config,
                 "world_size": self.dist.world_size,
+                "best": self.best,
             }
             save_train_state(self.run.state_path(self.iteration), state)
             self.run.prune_states(self.settings.keep_checkpoints)
@@ -226,6 +254,15 @@ class Trainer:
             values = self.eval_fn(model, self.ctx)
         model.train()
         self.metrics.log(self.iteration, values, prefix="val_")
+        key = self.settings.best_metric
+        if key is not None and key in values and math.isfinite(values[key]):
+            better = self.best is None or (
+                values[key] > self.best if self.settings.best_mode == "max" else values[key] < self.best
+            )
+            if better:
+                self.best = float(values[key])
+                if self.on_best is not None and self.dist.is_main:
+                    self.on_best(model, values, self.iteration)
         return values
 
     def _one_iteration(self, sums: dict[str, torch.Tensor]) -> float:

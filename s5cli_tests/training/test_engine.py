@@ -133,3 +133,37 @@ def test_ema_follows_the_formula() -> None:
     assert float(ema.module.weight[0, 0]) == pytest.approx(
         1 - 0.5 * (2 / 3) * (3 / 4) * (4 / 5) * (5 / 6) * (6 / 7) * (7 / 8) * (8 / 9) * (9 / 10) * r_last**12, rel=1e-5
     )
+
+
+def test_best_metric_calls_on_best_and_survives_resume(tmp_path: Path) -> None:
+    run = prepare_run_dir(tmp_path / "run")
+    scores = iter([0.2, 0.5, 0.4, 0.3, 0.6])
+    saved = []
+
+    def evaluate(model, ctx):
+        return {"score": next(scores)}
+
+    def on_best(model, values, iteration):
+        saved.append((iteration, values["score"]))
+
+    t = _trainer(2, 1, run=run, eval_every=1, best_metric="score", stop_after=3, iterations=5)
+    t.eval_fn, t.on_best = evaluate, on_best
+    t.fit()
+    assert saved == [(1, 0.2), (2, 0.5)] and t.best == 0.5
+    again = _trainer(2, 1, run=run, eval_every=1, best_metric="score", resume=True, iterations=5)
+    again.eval_fn, again.on_best = evaluate, on_best
+    again.fit()
+    assert again.best == 0.6 and saved[-1] == (5, 0.6) and len(saved) == 3  # 0.3 at 4 is not a best
+
+
+def test_step_context_epoch() -> None:
+    t = _trainer(2, 1, iterations=6, iters_per_epoch=4)
+    epochs = []
+
+    def step_with_epoch(model, batch, ctx):
+        epochs.append(ctx.epoch)
+        return step(model, batch, ctx)
+
+    t.step_fn = step_with_epoch
+    t.fit()
+    assert epochs == [0, 0, 0, 0, 1, 1]

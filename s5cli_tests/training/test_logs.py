@@ -41,3 +41,28 @@ def test_curves_png(tmp_path: Path) -> None:
     out = plot_curves(tmp_path / "metrics.csv", tmp_path / "curves.png")
     assert out is not None and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert plot_curves(tmp_path / "none.csv", tmp_path / "x.png") is None
+
+
+def test_tensorboard_gets_the_same_scalars(tmp_path: Path, monkeypatch) -> None:
+    import s5cli.training.logs as logs
+
+    class Writer:
+        def __init__(self) -> None:
+            self.scalars = []
+
+        def add_scalar(self, key, value, step) -> None:
+            self.scalars.append((key, value, step))
+
+        def flush(self) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    writer = Writer()
+    monkeypatch.setattr(logs, "_tensorboard", lambda folder: writer)
+    log = MetricsLog(tmp_path / "metrics.csv", tmp_path / "tb")
+    log.log(4, {"loss": 0.5})
+    log.log(4, {"miou": float("nan")}, prefix="val_")  # non-finite values stay out of TensorBoard
+    log.close()
+    assert writer.scalars == [("loss", 0.5, 4)]
