@@ -12,8 +12,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from s5cli.config import config_to_dict, dump_config
-from s5cli.console import info, set_verbosity, warn
+from s5cli.config import config_to_dict
+from s5cli.console import info, set_verbosity
 from s5cli.errors import InputError
 from s5cli.metrics.segmentation import metrics_for
 from s5cli.pretrain.config import PretrainConfig, accumulation_steps
@@ -24,7 +24,7 @@ from s5cli.pretrain.views import LabeledViews, UnlabeledViews
 from s5cli.training.data import InfiniteLoader
 from s5cli.training.distributed import DistContext, barrier, init_distributed, shutdown_distributed
 from s5cli.training.engine import LoopSettings, StepContext, Trainer, TrainResult
-from s5cli.training.run_dir import RunDir, check_run_dir, config_changes, prepare_run_dir
+from s5cli.training.run_dir import RunDir, begin_run, check_run_dir
 
 # Config keys that may change between an interrupted run and its resume without a warning.
 _RESUME_FREE = ("resume", "overwrite", "stop_after", "device", "workers", "output")
@@ -116,14 +116,7 @@ def train_pretrain(cfg: PretrainConfig, dist: DistContext) -> tuple[TrainResult,
     model = build_pretrain_model(cfg, head, channels)
 
     if dist.is_main:
-        if cfg.resume:
-            changed = config_changes(run, config_to_dict(cfg), _RESUME_FREE)
-            if changed:
-                warn(f"resuming with a config that differs from the run's in: {', '.join(changed)}")
-            if run.latest_state() is None:
-                warn(f"{run.root}: no training state to resume from; starting from iteration 0")
-        prepare_run_dir(run.root, cfg.resume, cfg.overwrite)
-        run.write_text(run.config, dump_config(cfg))
+        begin_run(run, cfg, _RESUME_FREE)
     barrier(dist)
 
     def step(model: nn.Module, batch: dict[str, Any], ctx: StepContext) -> tuple[torch.Tensor, dict]:

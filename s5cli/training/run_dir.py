@@ -151,3 +151,18 @@ def config_changes(run: RunDir, new: dict[str, Any], free: tuple[str, ...] = ())
     old = {k: v for k, v in read_yaml(run.config).items() if k not in free}
     cur = {k: v for k, v in new.items() if k not in free}
     return sorted(k for k in set(old) | set(cur) if old.get(k) != cur.get(k))
+
+
+def begin_run(run: RunDir, cfg: Any, resume_free: tuple[str, ...] = ()) -> None:
+    """Rank 0, before training: warn about a resume with another config or no state, then write config.yaml."""
+    from s5cli.config import config_to_dict, dump_config
+    from s5cli.console import warn
+
+    if cfg.resume:
+        changed = config_changes(run, config_to_dict(cfg), resume_free)
+        if changed:
+            warn(f"resuming with a config that differs from the run's in: {', '.join(changed)}")
+        if run.latest_state() is None:
+            warn(f"{run.root}: no training state to resume from; starting from iteration 0")
+    prepare_run_dir(run.root, cfg.resume, cfg.overwrite)
+    run.write_text(run.config, dump_config(cfg))

@@ -1,6 +1,6 @@
 """Resumable training states: everything needed to continue a run exactly, loadable with weights_only.
 
-A state file (`RUN_DIR/checkpoints/state_XXXXXXXX.pt`) is a plain dict of tensors, numbers,
+A state file (`RUN_DIR/checkpoints/state_<iteration, 8 digits>.pt`) is a plain dict of tensors, numbers,
 strings, lists and dicts, so `torch.load(weights_only=True)` reads it without running code:
 
 | key        | content                                                                  |
