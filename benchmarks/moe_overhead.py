@@ -23,12 +23,12 @@ import torch
 
 def build(preset: str) -> tuple[torch.nn.Module, torch.nn.Module]:
     """(MoE four-dataset model, dense potsdam export), eval mode."""
-    from s5cli.models.catalog import segmentation_specs
+    from s5cli.models.catalog import paper_specs
     from s5cli.models.moe import export_dense
     from s5cli.models.network import build_model
 
     torch.manual_seed(0)
-    moe = build_model(segmentation_specs(preset)[1]).eval()
+    moe = build_model(paper_specs(preset)[1]).eval()
     dense = export_dense(moe, "potsdam").eval()
     return moe, dense
 

@@ -28,7 +28,7 @@ import torch
 from PIL import Image
 
 from s5cli.config import build_config
-from s5cli.datasets.registry import ISAID_PALETTE
+from s5cli.datasets.benchmarks import ISAID_PALETTE
 from s5cli.pretrain.config import PretrainConfig
 from s5cli.pretrain.run import run_pretrain
 from s5cli.training.logs import read_metrics

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from s5cli.evaluation.modes import segment
+from s5cli.scoring.modes import segment
 from s5cli_tests.test_finetune import DATA, THREE, invoke, one_thread, trained_run  # noqa: F401 - fixture
 
 LOVEDA_TEST = sorted(p.stem for p in (DATA / "loveda" / "Test").rglob("images_png/*.png"))
@@ -158,20 +158,6 @@ def test_missing_head_and_wrong_task_are_one_line_exit_2(runner, tmp_path: Path)
     out.write_text("keep\n")
     result = invoke(runner, "evaluate", [seg, "--datasets", "loveda", "--data-root", DATA, "-o", out])
     assert result.exit_code == 2 and "exists" in result.output and out.read_text() == "keep\n"
-
-
-def test_every_option_maps_to_exactly_one_config_field() -> None:
-    import typer.main
-
-    from s5cli.cli import app
-    from s5cli.cli.evaluate_cmd import OPTION_FIELDS
-    from s5cli.evaluation.config import EvaluateConfig
-
-    command = typer.main.get_command(app).commands["evaluate"]
-    params = {p.name for p in command.params} - {"config", "help", "json_out"}
-    assert params == set(OPTION_FIELDS)
-    assert len(set(OPTION_FIELDS.values())) == len(OPTION_FIELDS)
-    assert set(OPTION_FIELDS.values()) <= set(EvaluateConfig.model_fields)
 
 
 def test_options_land_in_their_fields(runner, tmp_path: Path, monkeypatch) -> None:

@@ -19,7 +19,7 @@ def test_exported_potsdam_model_equals_the_moe_path_and_runs_in_predict(runner, 
     moe, moe_spec, _ = load_checkpoint(run / "checkpoint.pt")
     dense, spec, ckpt = load_checkpoint(out)
     assert moe_spec.moe and not spec.moe and [h.name for h in spec.heads] == ["potsdam"]
-    assert spec.heads[0].classes == moe_spec.heads[0].classes and spec.input.tile_size == 32
+    assert spec.heads[0].classes == moe_spec.heads[0].classes and spec.heads[0].input.size == 32
     assert ckpt["extra"]["stage"] == "export" and ckpt["extra"]["dataset"] == "potsdam"
     assert not any(".experts." in k for k in dense.state_dict())
     x = torch.rand(2, 3, 48, 32, generator=torch.Generator().manual_seed(0))

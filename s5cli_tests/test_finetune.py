@@ -149,7 +149,7 @@ def test_per_dataset_batch_sizes_and_repetition_to_the_longest() -> None:
 def _s4p_checkpoint(path: Path) -> Path:
     from s5cli.models.checkpoint import save_checkpoint
     from s5cli.models.network import build_model
-    from s5cli.models.spec import HeadSpec, InputSpec, ModelSpec
+    from s5cli.models.spec import HeadSpec, ModelSpec
     from s5cli_tests.models.tiny import randomise
 
     spec = ModelSpec(
@@ -157,7 +157,6 @@ def _s4p_checkpoint(path: Path) -> Path:
         heads=[HeadSpec(name="isaid", classes=[f"c{i}" for i in range(16)])],
         img_size=32,
         decoder_channels=32,
-        input=InputSpec(tile_size=32),
     )
     torch.manual_seed(3)
     return save_checkpoint(path, randomise(build_model(spec), 3).eval())
@@ -176,7 +175,8 @@ def test_init_upcycles_an_s4p_checkpoint_function_preserving(tmp_path: Path) -> 
     plans = plan_datasets(cfg)
     assert [p.head.num_classes for p in plans] == [5, 7]  # S5's 5 ISPRS classes (clutter ignored)
     moe = build_finetune_model(cfg, [p.head for p in plans]).eval()
-    assert moe.spec.moe and moe.spec.expert_width == 16 and moe.spec.input.tile_size == 32
+    assert moe.spec.moe and moe.spec.expert_width == 16
+    assert [h.input.size for h in moe.spec.heads] == [32, 32]  # each head records its trained crop
     with torch.no_grad():
         reference = dense.features(x)
         for name in ("potsdam", "loveda"):
@@ -242,11 +242,8 @@ def test_three_datasets_train_through_the_cli(runner, tmp_path_factory) -> None:
     model, spec, ckpt = load_checkpoint(run / "checkpoint.pt")
     assert spec.moe and [h.name for h in spec.heads] == ["potsdam", "loveda", "dior-r"]
     assert [h.task for h in spec.heads] == ["segmentation", "segmentation", "detection"]
-    assert ckpt["extra"]["stage"] == "finetune" and ckpt["extra"]["input_sizes"] == {
-        "potsdam": 32,
-        "loveda": 32,
-        "dior-r": 64,
-    }
+    assert ckpt["extra"]["stage"] == "finetune"
+    assert {h.name: h.input.size for h in spec.heads} == {"potsdam": 32, "loveda": 32, "dior-r": 64}
     best = load_checkpoint(run / "best.pt")[2]["extra"]
     assert best["best_score"] == pytest.approx(last["val_mean"], abs=1e-5)
     assert model(torch.rand(1, 3, 32, 32), "loveda").shape == (1, 7, 32, 32)
@@ -282,29 +279,6 @@ def test_two_process_ddp_with_a_detection_dataset(tmp_path: Path) -> None:
 # ---- config and CLI mapping --------------------------------------------------------------------
 
 
-def _field_exists(cls, dotted: str) -> bool:
-    for part in dotted.split("."):
-        fields = getattr(cls, "model_fields", {})
-        if part not in fields:
-            return False
-        cls = fields[part].annotation
-        if hasattr(cls, "__args__"):  # X | None
-            cls = next((a for a in cls.__args__ if hasattr(a, "model_fields")), cls)
-    return True
-
-
-def test_every_option_maps_to_exactly_one_config_field() -> None:
-    import typer.main
-
-    from s5cli.cli.finetune_cmd import OPTION_FIELDS
-
-    command = typer.main.get_command(app).commands["finetune"]
-    params = {p.name for p in command.params} - {"config", "help"}
-    assert params == set(OPTION_FIELDS)
-    assert len(set(OPTION_FIELDS.values())) == len(OPTION_FIELDS)
-    assert [f for f in OPTION_FIELDS.values() if not _field_exists(FinetuneConfig, f)] == []
-
-
 def test_options_land_in_their_fields_and_the_file_keeps_the_rest(runner, tmp_path, monkeypatch) -> None:
     from s5cli.finetune import run as run_module
 
@@ -322,7 +296,8 @@ def test_options_land_in_their_fields_and_the_file_keeps_the_rest(runner, tmp_pa
         "--config", TINY, "--datasets", "vaihingen,dior-r", "--data-root", "d", "--init", "s4p.pt",
         "-o", tmp_path / "r", "--overwrite", "--device", "cpu", "--seed", 7, "--stop-after", 2,
         "--preset", "vit-tiny", "--no-moe",
-        "--crop-size", 64, "--det-size", 96, "--epochs", 3, "--iterations", 9, "--batch-size", 5, "--lr", 0.5,
+        "--crop-size", 64, "--det-size", 96, "--epochs", 3, "--iterations", 9, "--batch-size-per-dataset", 5,
+        "--lr", 0.5,
         "--amp", "bf16", "--workers", 3, "--eval-every", 4, "--checkpoint-every", 6,
     ]  # fmt: skip
     result = invoke(runner, "finetune", args)
@@ -331,7 +306,7 @@ def test_options_land_in_their_fields_and_the_file_keeps_the_rest(runner, tmp_pa
     assert cfg.datasets == ["vaihingen", "dior-r"] and cfg.data_root == Path("d") and cfg.output == tmp_path / "r"
     assert (cfg.model.init, cfg.model.preset, cfg.model.moe) == (Path("s4p.pt"), "vit-tiny", False)
     assert (cfg.overwrite, cfg.resume, cfg.device, cfg.seed, cfg.stop_after) == (True, False, "cpu", 7, 2)
-    assert (cfg.crop_size, cfg.det_size, cfg.epochs, cfg.iterations, cfg.batch_size) == (64, 96, 3, 9, 5)
+    assert (cfg.crop_size, cfg.det_size, cfg.epochs, cfg.iterations, cfg.batch_size_per_dataset) == (64, 96, 3, 9, 5)
     assert (cfg.optim.lr, cfg.amp, cfg.workers, cfg.eval_every, cfg.checkpoint_every) == (0.5, "bf16", 3, 4, 6)
     assert cfg.model.detection == load_config(FinetuneConfig, TINY, {"datasets": ["x"]}).model.detection
 
@@ -339,7 +314,7 @@ def test_options_land_in_their_fields_and_the_file_keeps_the_rest(runner, tmp_pa
 def test_paper_recipes_load_with_their_values() -> None:
     seg = load_config(FinetuneConfig, REPO / "configs" / "finetune" / "seg-vit-b.yaml")
     assert seg.datasets == ["vaihingen", "potsdam", "openearthmap", "loveda"]
-    assert (seg.optim.lr, seg.optim.weight_decay, seg.epochs, seg.crop_size, seg.batch_size) == (
+    assert (seg.optim.lr, seg.optim.weight_decay, seg.epochs, seg.crop_size, seg.batch_size_per_dataset) == (
         5e-5,
         0.05,
         100,

@@ -1,17 +1,27 @@
-"""The `s5` command line: one Typer app, one module per command, one error boundary."""
+"""The `s5` command line: one Typer app, one module per command, one error boundary applied at registration."""
 
 from __future__ import annotations
-
-import importlib
 
 import typer
 
 from s5cli import __version__
-from s5cli.cli.boundary import set_debug
+from s5cli.cli.boundary import OneLineUsageErrors, guarded, set_debug
+from s5cli.cli.curate_cmd import curate
+from s5cli.cli.datasets_cmd import datasets
+from s5cli.cli.demo_cmd import demo
+from s5cli.cli.evaluate_cmd import evaluate
+from s5cli.cli.export_cmd import export
+from s5cli.cli.finetune_cmd import finetune
+from s5cli.cli.models_cmd import models
+from s5cli.cli.predict_cmd import predict
+from s5cli.cli.prepare_cmd import prepare
+from s5cli.cli.pretrain_cmd import pretrain
+from s5cli.cli.weights_cmd import weights
 from s5cli.console import set_verbosity
 
 app = typer.Typer(
     name="s5",
+    cls=OneLineUsageErrors,
     help=(
         "S5 for GIS: semi-supervised segmentation and oriented detection on aerial and "
         "satellite imagery, with georeferenced outputs.\n\n"
@@ -23,21 +33,20 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-# (command name, "module:function"). Only commands that work are listed here; each module keeps
-# its heavy imports (torch, rasterio) inside the function so that `s5 --help` stays instant.
-COMMANDS: list[tuple[str, str]] = [
-    ("models", "s5cli.cli.models_cmd:models"),
-    ("weights", "s5cli.cli.weights_cmd:weights"),
-    ("datasets", "s5cli.cli.datasets_cmd:datasets"),
-    ("prepare", "s5cli.cli.prepare_cmd:prepare"),
-    ("predict", "s5cli.cli.predict_cmd:predict"),
-    ("pretrain", "s5cli.cli.pretrain_cmd:pretrain"),
-    ("finetune", "s5cli.cli.finetune_cmd:finetune"),
-    ("evaluate", "s5cli.cli.evaluate_cmd:evaluate"),
-    ("export", "s5cli.cli.export_cmd:export"),
-    ("curate", "s5cli.cli.curate_cmd:curate"),
-    ("demo", "s5cli.cli.demo_cmd:demo"),
-]
+# Each command module keeps its heavy imports (torch, rasterio) inside the function, so `s5 --help` is instant.
+COMMANDS = {
+    "models": models,
+    "weights": weights,
+    "datasets": datasets,
+    "prepare": prepare,
+    "predict": predict,
+    "pretrain": pretrain,
+    "finetune": finetune,
+    "evaluate": evaluate,
+    "export": export,
+    "curate": curate,
+    "demo": demo,
+}
 
 
 def _version_callback(value: bool) -> None:
@@ -62,10 +71,8 @@ def _root(
 
 def _register() -> None:
     examples = []
-    for name, target in COMMANDS:
-        module_name, func_name = target.split(":")
-        func = getattr(importlib.import_module(module_name), func_name)
-        app.command(name=name)(func)
+    for name, func in COMMANDS.items():
+        app.command(name=name)(guarded(func))  # the one error boundary: user errors exit 2 with one line
         lines = [line.strip() for line in (func.__doc__ or "").splitlines() if line.strip().startswith("$ s5 ")]
         if lines:
             examples.append(lines[0])

@@ -1,13 +1,19 @@
-"""The single error boundary: S5Error -> `error: <path>: <problem>` on stderr, exit 2."""
+"""The single error boundary: S5Error and usage errors -> one line `error: ...` on stderr, exit 2.
+
+`guarded` wraps every command where it is registered (cli/__init__.py); `OneLineUsageErrors` is the app's
+group class, so that Typer's usage errors (unknown command or option, a value that is not a number)
+are one line too, instead of a multi-line box, and the global -v/-q/--debug work after the command.
+"""
 
 from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
 from s5cli.console import console
 from s5cli.errors import S5Error
@@ -56,3 +62,62 @@ def guarded(func: F) -> F:
         return None
 
     return wrapper  # type: ignore[return-value]
+
+
+# The app's own options, also accepted after the command name (moved in front of it).
+_GLOBAL_FLAGS = ("-v", "-vv", "-vvv", "--verbose", "-q", "-qq", "--quiet", "--debug")
+
+
+def _hoist_global_flags(args: list[str]) -> list[str]:
+    """`s5 predict ... -q` -> `s5 -q predict ...`: global flags may follow the command (not after `--`)."""
+    if "--" in args:
+        head, tail = args[: args.index("--")], args[args.index("--") :]
+    else:
+        head, tail = args, []
+    flags = [a for a in head[1:] if a in _GLOBAL_FLAGS]
+    if not head or head[0].startswith("-") or not flags:
+        return args
+    rest = [head[0], *(a for a in head[1:] if a not in _GLOBAL_FLAGS)]
+    return [*flags, *rest, *tail]
+
+
+class OneLineUsageErrors(TyperGroup):
+    """The app's group: usage errors print one line and exit 2, like every other error."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Run the app; in standalone mode, exit with the command's code."""
+        argv = _hoist_global_flags(list(sys.argv[1:] if args is None else args))
+        if not standalone_mode:
+            return super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        except typer.Abort:
+            console.print("aborted", markup=False)
+            sys.exit(1)
+        except Exception as exc:
+            exit_code = getattr(exc, "exit_code", None)
+            if not hasattr(exc, "format_message") or not isinstance(exit_code, int):
+                raise
+            text = exc.format_message()
+            if type(exc).__name__ == "NoArgsIsHelpError":  # `s5` alone: the help, as Typer shows it
+                typer.echo(text, err=True)
+                sys.exit(0)
+            ctx = getattr(exc, "ctx", None)
+            where = ctx.command_path if ctx is not None else "s5"
+            line = " ".join(text.split())  # one line, whatever the message held
+            console.print(
+                f"error: {where}: {line} (see {where} --help)",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+                style="red",
+            )
+            sys.exit(exit_code if exit_code else 2)
+        sys.exit(code if isinstance(code, int) else 0)

@@ -8,35 +8,41 @@ from typing import Annotated, Any
 
 import typer
 
-from s5cli.cli.boundary import guarded
-from s5cli.cli.options import ConfigOpt, DeviceOpt, JsonOpt, OptionalOutputOpt, OverwriteOpt, parse_bands
+from s5cli.cli.options import (
+    ConfigOpt,
+    DeviceOpt,
+    JsonOpt,
+    OptionalOutputOpt,
+    OverwriteOpt,
+    config_overrides,
+    parse_bands,
+)
 from s5cli.errors import InputError
 
-# Each option and the CurateConfig field it sets (s5cli_tests/curation/test_cli.py checks both ways).
+# Every option (by parameter name) and the one CurateConfig field it sets (s5cli_tests/test_cli.py checks
+# every command's table against its options and its config class). The others choose what to do or where.
 OPTION_FIELDS = {
-    "--chip-size": "chip_size",
-    "--overlap": "overlap",
-    "--format": "format",
-    "--bands": "bands",
-    "--max-nodata": "max_nodata",
-    "--min-std": "min_std",
-    "--gsd": "gsd",
-    "--dedup-distance": "dedup_distance",
-    "--teacher": "teacher",
-    "--teacher-head": "teacher_head",
-    "--background": "background",
-    "--min-foreground": "min_foreground",
-    "--entropy-stat": "entropy_stat",
-    "--keep-fraction": "keep_fraction",
-    "--max-entropy": "max_entropy",
-    "--diversity-budget": "diversity_budget",
-    "--batch-size": "batch_size",
-    "--device": "device",
-    "--workers": "workers",
-    "--shard": "shard",
+    "chip_size": "chip_size",
+    "overlap": "overlap",
+    "chip_format": "format",
+    "bands": ("bands", parse_bands),
+    "max_nodata": "max_nodata",
+    "min_std": "min_std",
+    "gsd": "gsd",
+    "dedup_distance": "dedup_distance",
+    "teacher": "teacher",
+    "teacher_head": "teacher_head",
+    "background": "background",
+    "min_foreground": "min_foreground",
+    "entropy_stat": "entropy_stat",
+    "keep_fraction": "keep_fraction",
+    "max_entropy": "max_entropy",
+    "diversity_budget": "diversity_budget",
+    "batch_size": "batch_size",
+    "device": "device",
+    "workers": "workers",
+    "shard": "shard",
 }
-# Options that choose what to do or where, not how to curate.
-RUN_OPTIONS = {"--output", "--report", "--merge", "--config", "--overwrite", "--resume", "--json"}
 
 
 def _opt(name: str, help_text: str, short: str | None = None) -> Any:
@@ -44,7 +50,6 @@ def _opt(name: str, help_text: str, short: str | None = None) -> Any:
     return typer.Option(*names, help=help_text, show_default=False)
 
 
-@guarded
 def curate(
     inputs: Annotated[
         list[str] | None, typer.Argument(help="Scene files, folders (recursive) or globs.", show_default=False)
@@ -53,7 +58,9 @@ def curate(
     report: Annotated[Path | None, _opt("--report", "Summarise a finished corpus and write PNG plots.")] = None,
     merge: Annotated[Path | None, _opt("--merge", "Merge the finished shards of a corpus.")] = None,
     chip_size: Annotated[int | None, _opt("--chip-size", "Chip side in pixels [512].")] = None,
-    overlap: Annotated[int | None, _opt("--overlap", "Pixels shared by neighbouring chips [0].")] = None,
+    overlap: Annotated[
+        float | None, _opt("--overlap", "Share of a chip overlapping its neighbours, in [0, 1) [0].")
+    ] = None,
     chip_format: Annotated[str | None, _opt("--format", "auto, tif, png or jpg [auto].")] = None,
     bands: Annotated[str | None, _opt("--bands", "1-based bands to keep, e.g. 1,2,3 [all].", "-b")] = None,
     max_nodata: Annotated[float | None, _opt("--max-nodata", "Drop chips with more nodata than this [0.1].")] = None,
@@ -106,28 +113,7 @@ def curate(
     from s5cli.curation.config import CurateConfig
     from s5cli.curation.pipeline import run_curate
 
-    values = {
-        "chip_size": chip_size,
-        "overlap": overlap,
-        "format": chip_format,
-        "bands": parse_bands(bands),
-        "max_nodata": max_nodata,
-        "min_std": min_std,
-        "gsd": gsd,
-        "dedup_distance": dedup_distance,
-        "teacher": teacher,
-        "teacher_head": teacher_head,
-        "background": background,
-        "min_foreground": min_foreground,
-        "entropy_stat": entropy_stat,
-        "keep_fraction": keep_fraction,
-        "max_entropy": max_entropy,
-        "diversity_budget": diversity_budget,
-        "batch_size": batch_size,
-        "device": device,
-        "workers": workers,
-        "shard": shard,
-    }
+    values = config_overrides(curate, dict(locals()), OPTION_FIELDS)
     cfg = load_config(CurateConfig, config, values)
     _show(run_curate(list(inputs or []), output, cfg, overwrite=overwrite, resume=resume), json_out)
 

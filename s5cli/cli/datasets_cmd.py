@@ -6,11 +6,9 @@ import json
 
 import typer
 
-from s5cli.cli.boundary import guarded
 from s5cli.cli.options import DataRootOpt, DatasetsOpt, JsonOpt, split_names
 
 
-@guarded
 def datasets(data_root: DataRootOpt = None, names: DatasetsOpt = None, as_json: JsonOpt = False) -> None:
     """List the datasets s5 reads; with --data-root, which are there and how many samples each split has.
 

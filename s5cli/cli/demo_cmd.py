@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from s5cli.cli.boundary import guarded
 from s5cli.cli.options import JsonOpt, OverwriteOpt
 
 WorkdirOpt = Annotated[Path, typer.Option("--workdir", "-o", help="Folder for every output of the demo.")]
@@ -17,7 +16,6 @@ FtItersOpt = Annotated[int, typer.Option("--finetune-iterations", min=1, help="M
 SizeOpt = Annotated[int, typer.Option("--scene-size", min=128, help="Side of the generated scenes in pixels.")]
 
 
-@guarded
 def demo(
     workdir: WorkdirOpt = Path("s5-demo"),
     pretrain_iterations: ItersOpt = 40,

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 import typer
 
-from s5cli.cli.boundary import guarded
 from s5cli.cli.options import (
     ConfigOpt,
     DataRootOpt,
@@ -17,14 +16,15 @@ from s5cli.cli.options import (
     JsonOpt,
     OptionalOutputOpt,
     OverwriteOpt,
+    config_overrides,
     split_names,
 )
 
-# Every option (by parameter name) and the one EvaluateConfig field it sets;
-# s5cli_tests/test_evaluate.py checks this table against the command and the config class.
+# Every option (by parameter name) and the one EvaluateConfig field it sets (s5cli_tests/test_cli.py checks
+# every command's table against its options and its config class).
 OPTION_FIELDS: dict[str, str] = {
     "checkpoint": "checkpoint",
-    "datasets": "datasets",
+    "datasets": ("datasets", split_names),
     "data_root": "data_root",
     "split": "split",
     "mode": "mode",
@@ -46,22 +46,6 @@ def _opt(*names: str, help: str) -> Any:
     return typer.Option(*names, help=help, show_default=False)
 
 
-def evaluate_overrides(given: dict[str, Any]) -> dict[str, Any]:
-    """Dotted config overrides from the command's parameters (None: not given)."""
-    overrides: dict[str, Any] = {}
-    for name, field in OPTION_FIELDS.items():
-        value = given[name]
-        if name == "datasets":
-            value = split_names(value)
-        elif name == "overwrite":
-            value = True if value else None
-        elif isinstance(value, Path):
-            value = str(value)
-        overrides[field] = value
-    return overrides
-
-
-@guarded
 def evaluate(
     checkpoint: Annotated[Path, typer.Argument(help="Checkpoint to score (.pt).", show_default=False)],
     datasets: DatasetsOpt = None,
@@ -93,7 +77,7 @@ def evaluate(
     from s5cli.evaluation.config import EvaluateConfig
     from s5cli.evaluation.run import run_evaluate, summary_rows
 
-    cfg = load_config(EvaluateConfig, config, evaluate_overrides(dict(locals())))
+    cfg = load_config(EvaluateConfig, config, config_overrides(evaluate, dict(locals()), OPTION_FIELDS))
     summary = run_evaluate(cfg)
     if json_out:
         typer.echo(json.dumps(summary, indent=2))

@@ -7,14 +7,12 @@ from typing import Annotated
 
 import typer
 
-from s5cli.cli.boundary import guarded
 from s5cli.cli.options import OutputOpt, OverwriteOpt
 
 CheckpointArg = Annotated[Path, typer.Argument(help="A fine-tuned checkpoint (.pt).", show_default=False)]
 DatasetOpt = Annotated[str, typer.Option("--dataset", help="The dataset whose head and expert to keep.")]
 
 
-@guarded
 def export(checkpoint: CheckpointArg, dataset: DatasetOpt, output: OutputOpt, overwrite: OverwriteOpt = False) -> None:
     """Export one dataset's dense model (shared FFN + its expert merged, its head only) for fast predict.
 

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from s5cli.cli.boundary import guarded
-from s5cli.cli.options import ConfigOpt, DataRootOpt, DatasetsOpt, DeviceOpt, OptionalOutputOpt, split_names
+from s5cli.cli.options import (
+    ConfigOpt,
+    DataRootOpt,
+    DatasetsOpt,
+    DeviceOpt,
+    OptionalOutputOpt,
+    config_overrides,
+    split_names,
+)
 from s5cli.cli.runs import (
     AmpOpt,
     CheckpointEveryOpt,
@@ -18,12 +25,11 @@ from s5cli.cli.runs import (
     SeedOpt,
     StopAfterOpt,
     opt,
-    option_overrides,
     resolve_run_config,
 )
 
-# Every option (by parameter name) and the one FinetuneConfig field it sets (style.md §9.3);
-# s5cli_tests/test_finetune.py checks this table against the command and the config class.
+# Every option (by parameter name) and the one FinetuneConfig field it sets (s5cli_tests/test_cli.py checks
+# every command's table against its options and its config class).
 OPTION_FIELDS: dict[str, str] = {
     "output": "output",
     "overwrite": "overwrite",
@@ -31,7 +37,7 @@ OPTION_FIELDS: dict[str, str] = {
     "device": "device",
     "seed": "seed",
     "stop_after": "stop_after",
-    "datasets": "datasets",
+    "datasets": ("datasets", split_names),
     "data_root": "data_root",
     "init": "model.init",
     "preset": "model.preset",
@@ -40,7 +46,7 @@ OPTION_FIELDS: dict[str, str] = {
     "det_size": "det_size",
     "epochs": "epochs",
     "iterations": "iterations",
-    "batch_size": "batch_size",
+    "batch_size_per_dataset": "batch_size_per_dataset",
     "lr": "optim.lr",
     "amp": "amp",
     "workers": "workers",
@@ -49,12 +55,6 @@ OPTION_FIELDS: dict[str, str] = {
 }
 
 
-def finetune_overrides(given: dict[str, Any]) -> dict[str, Any]:
-    """Dotted config overrides from the command's parameters (None: not given)."""
-    return option_overrides({**given, "datasets": split_names(given["datasets"])}, OPTION_FIELDS)
-
-
-@guarded
 def finetune(
     datasets: DatasetsOpt = None,
     data_root: DataRootOpt = None,
@@ -76,7 +76,9 @@ def finetune(
     det_size: Annotated[int | None, opt("--det-size", help="Detection input (long side) in pixels.")] = None,
     epochs: Annotated[int | None, opt("--epochs", help="Epochs over the longest dataset.")] = None,
     iterations: Annotated[int | None, opt("--iterations", help="Optimiser steps (overrides --epochs).")] = None,
-    batch_size: Annotated[int | None, opt("--batch-size", help="Images per dataset per process.")] = None,
+    batch_size_per_dataset: Annotated[
+        int | None, opt("--batch-size-per-dataset", help="Images of each dataset per GPU (process) and step.")
+    ] = None,
     lr: LrOpt = None,
     amp: AmpOpt = None,
     workers: Annotated[int | None, opt("--workers", help="Data-loading processes per dataset.")] = None,
@@ -96,6 +98,7 @@ def finetune(
     from s5cli.finetune.config import FinetuneConfig
     from s5cli.finetune.run import run_finetune
 
-    cfg = resolve_run_config(FinetuneConfig, config, output, resume, finetune_overrides(dict(locals())))
+    overrides = config_overrides(finetune, dict(locals()), OPTION_FIELDS)
+    cfg = resolve_run_config(FinetuneConfig, config, output, resume, overrides)
     path = run_finetune(cfg)
     typer.echo(str(path))

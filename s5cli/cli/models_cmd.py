@@ -6,7 +6,6 @@ import json
 
 import typer
 
-from s5cli.cli.boundary import guarded
 from s5cli.cli.options import JsonOpt
 
 
@@ -14,7 +13,6 @@ def _millions(value: int | None) -> str:
     return "-" if value is None else f"{value / 1e6:.1f}"
 
 
-@guarded
 def models(as_json: JsonOpt = False) -> None:
     """List the model presets with parameter counts: one dataset, and MoE-MDF over S5's datasets.
 

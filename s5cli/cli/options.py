@@ -1,4 +1,9 @@
-"""Options shared by several commands, defined once (rio `options.py` habit).
+"""Options shared by several commands, defined once (rio `options.py` habit), and the one path from options to config.
+
+Each command declares, beside its options, an OPTION_FIELDS table: parameter name -> the dotted config
+field it sets, or (field, parser) where the text needs parsing. `config_overrides` applies any such table
+the same way: an option left at its default (None, or a flag left off) is "not given" and leaves the
+config file's value alone.
 
 | option            | commands                                   | config field |
 |-------------------|--------------------------------------------|--------------|
@@ -14,8 +19,10 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -61,3 +68,53 @@ def parse_bands(value: str | None) -> list[int] | None:
     if not bands or min(bands) < 1:
         raise InputError(f"--bands takes 1-based band numbers such as 1,2,3, not '{value}'")
     return bands
+
+
+def parse_stretch(value: str | None) -> tuple[float, float] | None:
+    """'2,98' or 'p2,p98' -> (2.0, 98.0); None stays None."""
+    if value is None:
+        return None
+    parts = [p.strip().lstrip("pP") for p in value.split(",")]
+    try:
+        lo, hi = (float(p) for p in parts)
+    except ValueError:
+        raise InputError(f"--stretch takes two percentiles such as 2,98, not '{value}'") from None
+    return lo, hi
+
+
+def parse_gsd(value: str | None) -> str | float | None:
+    """'auto', 'native' or metres as text -> the config value; None stays None."""
+    if value is None:
+        return None
+    text = value.strip().lower()
+    if text in ("auto", "native"):
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise InputError(f"--gsd takes metres per pixel, 'auto' or 'native', not '{value}'") from None
+
+
+FieldSpec = str | tuple[str, Callable[[Any], Any]]
+
+
+def config_overrides(command: Callable[..., Any], given: Mapping[str, Any], fields: Mapping[str, FieldSpec]) -> dict:
+    """Dotted config overrides from a command's parameters, by its OPTION_FIELDS table.
+
+    A flag whose default is False counts as given only when set; None means not given; paths become text.
+    """
+    defaults = {name: p.default for name, p in inspect.signature(command).parameters.items()}
+    overrides: dict[str, Any] = {}
+    for name, spec in fields.items():
+        field, parse = (spec, None) if isinstance(spec, str) else spec
+        value = given[name]
+        if value is False and defaults.get(name) is False:
+            value = None  # an on/off flag left off: the config decides
+        elif isinstance(value, Path):
+            value = str(value)
+        elif isinstance(value, list | tuple) and value and isinstance(value[0], Path):
+            value = [str(v) for v in value]
+        if value is not None and parse is not None:
+            value = parse(value)
+        overrides[field] = value
+    return overrides

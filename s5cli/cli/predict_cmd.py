@@ -8,13 +8,21 @@ from typing import Annotated
 
 import typer
 
-from s5cli.cli.boundary import guarded
-from s5cli.cli.options import ConfigOpt, DeviceOpt, JsonOpt, parse_bands
+from s5cli.cli.options import (
+    ConfigOpt,
+    DeviceOpt,
+    JsonOpt,
+    config_overrides,
+    parse_bands,
+    parse_gsd,
+    parse_stretch,
+)
 
 ScenesArg = Annotated[
-    list[str],
+    list[str] | None,
     typer.Argument(
-        help="GeoTIFFs, folders, globs, .vrt or GDAL paths such as /vsicurl/https://...", show_default=False
+        help="GeoTIFFs, folders, globs, .vrt or GDAL paths such as /vsicurl/https://... (or `scenes:` in --config).",
+        show_default=False,
     ),
 ]
 GpkgOpt = Annotated[
@@ -34,7 +42,9 @@ TileOpt = Annotated[
 ]
 OverlapOpt = Annotated[
     float | None,
-    typer.Option("--overlap", help="Overlap between tiles, fraction of a tile [0.25].", show_default=False),
+    typer.Option(
+        "--overlap", help="Overlap between tiles, a fraction of a tile [the head's, 0.25].", show_default=False
+    ),
 ]
 BatchOpt = Annotated[int | None, typer.Option("--batch-size", help="Tiles per model call [4].", show_default=False)]
 BandsOpt = Annotated[
@@ -70,10 +80,31 @@ PreviewOpt = Annotated[
 ]
 OverwriteFlag = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")]
 
+# Every option (by parameter name) and the one PredictConfig field it sets; --config and --json steer the run.
+OPTION_FIELDS = {
+    "scenes": "scenes",
+    "output": "output",
+    "checkpoint": "checkpoint",
+    "raster": "raster",
+    "dataset": "dataset",
+    "tile_size": "tile_size",
+    "overlap": "overlap",
+    "batch_size": "batch_size",
+    "bands": ("bands", parse_bands),
+    "gsd": ("gsd", parse_gsd),
+    "stretch": ("stretch", parse_stretch),
+    "probs": "probs",
+    "simplify": "simplify",
+    "min_area": "min_area",
+    "sieve": "sieve",
+    "preview": "preview",
+    "device": "device",
+    "overwrite": "overwrite",
+}
 
-@guarded
+
 def predict(
-    scenes: ScenesArg,
+    scenes: ScenesArg = None,
     output: GpkgOpt = None,
     checkpoint: CheckpointOpt = None,
     raster: RasterOpt = None,
@@ -100,29 +131,10 @@ def predict(
     """
     from s5cli.config import load_config
     from s5cli.console import info
-    from s5cli.inference.config import PredictConfig, parse_gsd, parse_stretch
+    from s5cli.inference.config import PredictConfig
     from s5cli.inference.predict import run_predict
 
-    overrides = {
-        "scenes": list(scenes) or None,
-        "output": _text(output),
-        "checkpoint": _text(checkpoint),
-        "raster": _text(raster),
-        "dataset": dataset,
-        "tile_size": tile_size,
-        "overlap": overlap,
-        "batch_size": batch_size,
-        "bands": parse_bands(bands),
-        "gsd": parse_gsd(gsd),
-        "stretch": parse_stretch(stretch),
-        "probs": probs or None,
-        "simplify": simplify,
-        "min_area": min_area,
-        "sieve": sieve,
-        "preview": _text(preview),
-        "device": device,
-        "overwrite": overwrite or None,
-    }
+    overrides = config_overrides(predict, {**locals(), "scenes": scenes or None}, OPTION_FIELDS)
     cfg = load_config(PredictConfig, config, overrides)
     summary = run_predict(cfg)
     if summary["rank"] != 0:
@@ -136,7 +148,3 @@ def predict(
             f"{scene['scene']}: {scene['width']}x{scene['height']} px, {scene['tiles']} tiles, "
             f"{scene['polygons']} polygons, {scene['megapixels_per_s']:.2f} MP/s -> {', '.join(outputs)}"
         )
-
-
-def _text(path: Path | None) -> str | None:
-    return None if path is None else str(path)

@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from s5cli.cli.boundary import guarded
 from s5cli.cli.options import DataRootOpt, JsonOpt, OutputOpt, OverwriteOpt, split_names
 
 RootOpt = Annotated[
@@ -23,7 +22,6 @@ PatchOpt = Annotated[
 GapOpt = Annotated[int | None, typer.Option("--gap", help="Overlap between patches (default: DOTA 200, iSAID 384).")]
 
 
-@guarded
 def prepare(
     dataset: Annotated[str, typer.Argument(help="dota-v1.0, dota-v1.5, dota-v2.0 or isaid.", show_default=False)],
     output: OutputOpt,

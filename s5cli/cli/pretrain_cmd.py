@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from s5cli.cli.boundary import guarded
-from s5cli.cli.options import ConfigOpt, DataRootOpt, DeviceOpt, OptionalOutputOpt
+from s5cli.cli.options import ConfigOpt, DataRootOpt, DeviceOpt, OptionalOutputOpt, config_overrides
 from s5cli.cli.runs import (
     AmpOpt,
     CheckpointEveryOpt,
@@ -18,12 +17,11 @@ from s5cli.cli.runs import (
     SeedOpt,
     StopAfterOpt,
     opt,
-    option_overrides,
     resolve_run_config,
 )
 
-# Every option (by parameter name) and the one PretrainConfig field it sets (style.md §9.3);
-# s5cli_tests/test_pretrain.py checks this table against the command and the config class.
+# Every option (by parameter name) and the one PretrainConfig field it sets (s5cli_tests/test_cli.py checks
+# every command's table against its options and its config class).
 OPTION_FIELDS: dict[str, str] = {
     "output": "output",
     "overwrite": "overwrite",
@@ -39,7 +37,7 @@ OPTION_FIELDS: dict[str, str] = {
     "init": "model.init",
     "crop_size": "crop_size",
     "iterations": "iterations",
-    "batch_size": "batch_size",
+    "global_batch_size": "global_batch_size",
     "micro_batch_size": "micro_batch_size",
     "lr": "optim.lr",
     "amp": "amp",
@@ -50,7 +48,6 @@ OPTION_FIELDS: dict[str, str] = {
 }
 
 
-@guarded
 def pretrain(
     config: ConfigOpt = None,
     output: OptionalOutputOpt = None,
@@ -71,8 +68,8 @@ def pretrain(
     init: Annotated[Path | None, opt("--init", help="s5cli checkpoint to start from (e.g. imported MAE).")] = None,
     crop_size: Annotated[int | None, opt("--crop-size", help="Training crop in pixels.")] = None,
     iterations: Annotated[int | None, opt("--iterations", help="Optimiser steps.")] = None,
-    batch_size: Annotated[
-        int | None, opt("--batch-size", help="Global labeled batch (the unlabeled batch is the same).")
+    global_batch_size: Annotated[
+        int | None, opt("--global-batch-size", help="Labeled images per step over all GPUs (as many unlabeled).")
     ] = None,
     micro_batch_size: Annotated[
         int | None, opt("--micro-batch-size", help="Images per process and forward (gradient accumulation).")
@@ -96,7 +93,7 @@ def pretrain(
     from s5cli.pretrain.run import run_pretrain
 
     given = dict(locals())
-    overrides = option_overrides(given, OPTION_FIELDS)
+    overrides = config_overrides(pretrain, given, OPTION_FIELDS)
     # One unlabeled source replaces the config's (folder and manifest are exclusive).
     for name in ("unlabeled_folder", "unlabeled_manifest"):
         if given[name] is not None:

@@ -1,8 +1,8 @@
 """What the training commands (pretrain, finetune) share: run options and the run config they resolve.
 
-Each command keeps an OPTION_FIELDS table (option parameter -> dotted config field, checked by its
-tests); this module turns the given options into overrides and picks the config: the --config file,
-or, when resuming a run directory without --config, the config.yaml the run was started with.
+Each command keeps an OPTION_FIELDS table (cli/options.py applies it); this module holds the run options
+both share and picks the config: the --config file, or, when resuming a run directory without
+--config, the config.yaml the run was started with.
 """
 
 from __future__ import annotations
@@ -36,21 +36,6 @@ AmpOpt = Annotated[str | None, opt("--amp", help="Mixed precision: auto, bf16, f
 CheckpointEveryOpt = Annotated[int | None, opt("--checkpoint-every", help="Save a resumable state every N iterations.")]
 
 
-def option_overrides(given: dict[str, Any], option_fields: dict[str, str]) -> dict[str, Any]:
-    """Dotted config overrides from a command's parameters; None (and a flag left off) means 'not given'."""
-    overrides: dict[str, Any] = {}
-    for name, field in option_fields.items():
-        value = given[name]
-        if isinstance(value, bool) and name in ("overwrite", "resume"):
-            value = True if value else None
-        elif isinstance(value, Path):
-            value = str(value)
-        overrides[field] = value
-    if given.get("resume") and not given.get("overwrite"):
-        overrides["overwrite"] = False  # a run started with --overwrite is resumed without it
-    return overrides
-
-
 def resolve_run_config(
     cls: type[C], config: Path | None, output: Path | None, resume: bool, overrides: dict[str, Any]
 ) -> C:
@@ -58,6 +43,8 @@ def resolve_run_config(
     from s5cli.config import build_config, load_config, read_yaml, set_dotted
     from s5cli.console import info
 
+    if resume and not overrides.get("overwrite"):
+        overrides = {**overrides, "overwrite": False}  # a run started with --overwrite is resumed without it
     saved = output / "config.yaml" if output is not None else None
     if config is None and resume and saved is not None and saved.is_file():
         info(f"using {saved}")

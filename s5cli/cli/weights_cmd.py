@@ -10,7 +10,6 @@ from typing import Annotated
 
 import typer
 
-from s5cli.cli.boundary import guarded
 from s5cli.cli.options import DatasetsOpt, JsonOpt, OutputOpt, OverwriteOpt, split_names
 
 
@@ -26,7 +25,6 @@ def _groups(keys: list[str]) -> list[str]:
     return [f"{group}.* ({n} tensor{'s' if n > 1 else ''})" for group, n in counts.items()]
 
 
-@guarded
 def weights(
     action: Annotated[WeightsAction, typer.Argument(help="import: official S5 .pth -> our checkpoint.")],
     source: Annotated[Path, typer.Argument(help="Official S5 weights (.pth).", show_default=False)],

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from s5cli.config import StrictConfig, config_to_dict
 from s5cli.errors import ConfigError
@@ -27,7 +27,7 @@ class CurateConfig(StrictConfig):
     """How scenes become a pre-training corpus (tiling, rules, dedup, teacher, selection)."""
 
     chip_size: int = Field(512, ge=16)  # RS4P crops: 512 (MillionAID, STAR, DOTA), 600 (FAST), 800 (SIOR)
-    overlap: int = Field(0, ge=0)  # pixels shared by neighbouring chips
+    overlap: float = Field(0.0, ge=0.0, lt=1.0)  # share of a chip overlapping each neighbour
     format: ChipFormat = "auto"  # auto: GeoTIFF for georeferenced scenes, the source's format for plain images
     bands: list[int] | None = None  # 1-based bands to keep; None: all
     max_nodata: float = Field(0.1, ge=0.0, le=1.0)  # drop a chip whose nodata share is above this
@@ -61,11 +61,10 @@ class CurateConfig(StrictConfig):
             parse_shard(value)
         return value
 
-    @model_validator(mode="after")
-    def _overlap_below_size(self) -> CurateConfig:
-        if self.overlap >= self.chip_size:
-            raise ValueError(f"overlap ({self.overlap}) must be smaller than chip_size ({self.chip_size})")
-        return self
+    @property
+    def overlap_px(self) -> int:
+        """Pixels shared by neighbouring chips."""
+        return round(self.overlap * self.chip_size)
 
 
 def plan_fingerprint(cfg: CurateConfig) -> dict[str, Any]:

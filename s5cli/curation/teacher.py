@@ -3,17 +3,15 @@
 Per chip, over its valid (not nodata) pixels, from the softmax p (K classes):
 - per-pixel entropy H = -sum_k p_k ln p_k (nats, 0 .. ln K); `entropy_mean`, `entropy_max`;
 - `class_hist`: pixels per argmax class; `foreground`: share of pixels whose argmax is not the
-  background class (the draft paper drops chips with none, s5_method.md §2).
+  background class (the draft paper drops chips with none; docs/method.md, curation).
 The pseudo-label is an index PNG with the head's palette; 255 marks pixels without a label.
 """
 
 from __future__ import annotations
 
-import colorsys
 import math
 import os
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,10 +21,12 @@ from PIL import Image
 from torch import nn
 
 from s5cli.datasets.base import to_unit_float
+from s5cli.datasets.info import IGNORE
 from s5cli.errors import InputError
 from s5cli.models.spec import HeadSpec, InputSpec
+from s5cli.training.device import inference_precision, resolve_device
 
-NO_LABEL = 255
+NO_LABEL = IGNORE  # pseudo-label pixels without a label, read back as ignore by S4P
 
 
 @dataclass
@@ -38,15 +38,6 @@ class ChipStats:
     foreground: float
     class_hist: list[int]
     labels: np.ndarray
-
-
-def default_palette(num_classes: int) -> list[tuple[int, int, int]]:
-    """Distinct colours (golden-ratio hue walk), black for class 0."""
-    colours = [(0, 0, 0)]
-    for k in range(1, num_classes):
-        r, g, b = colorsys.hsv_to_rgb((k * 0.618033988749895) % 1.0, 0.75, 0.95)
-        colours.append((int(r * 255), int(g * 255), int(b * 255)))
-    return colours[:num_classes]
 
 
 def write_mask(path: Path, labels: np.ndarray, palette: Sequence[tuple[int, int, int]]) -> None:
@@ -108,19 +99,12 @@ class Teacher:
             self.background = head.classes.index(background)
         else:
             raise InputError(f"no class '{background}' in head '{head.name}'; it has: {', '.join(head.classes)}")
-        pal = [tuple(c) for c in head.palette]
-        self.palette = pal if len(pal) == head.num_classes else default_palette(head.num_classes)
+        self.palette = [tuple(c) for c in head.palette]  # every HeadSpec has one colour per class
 
     @property
     def classes(self) -> list[str]:
         """Class names of the head."""
         return list(self.head.classes)
-
-    def _autocast(self) -> object:
-        if self.device.type != "cuda":
-            return nullcontext()  # fp32 on CPU: exact statistics
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
 
     @torch.inference_mode()
     def predict(self, chips: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[ChipStats]:
@@ -146,7 +130,7 @@ class Teacher:
             x[i, :, :h, :w] = to_unit_float(data, self.input.scale)
             valid[i, :h, :w] = torch.from_numpy(ok)
         x, valid = x.to(self.device), valid.to(self.device)
-        with self._autocast():
+        with inference_precision("auto", self.device).autocast():  # fp32 on CPU: exact statistics
             logits = self.model(x, self.head.name)  # (B, K, H, W)
         probs = torch.softmax(logits.float(), dim=1)
         stats = []
@@ -165,9 +149,6 @@ def load_teacher(
 ) -> Teacher:
     """Load a checkpoint as a teacher on a device ('auto': cuda when available)."""
     from s5cli.models.checkpoint import load_checkpoint
-    from s5cli.training.distributed import resolve_device
-
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    dev = resolve_device(device, local_rank)
+    dev = resolve_device(device)
     model, spec, _ = load_checkpoint(path, dev)
     return Teacher(model, spec.head(head), spec.input, dev, background, batch_size)

@@ -17,10 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning
-from rasterio.transform import Affine
-from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from s5cli.curation.chips import check_writable, chip_extension, footprints, write_chip
@@ -31,6 +28,7 @@ from s5cli.curation.manifest import CANDIDATE, LOW_STD, NODATA
 from s5cli.curation.phash import phash, to_hex
 from s5cli.errors import InputError
 from s5cli.geo.raster import info_of, open_raster, read_window
+from s5cli.geo.resample import resampled
 from s5cli.geo.tiles import grid_starts
 
 
@@ -40,7 +38,7 @@ class TileSettings:
 
     corpus: str
     chip_size: int = 512
-    overlap: int = 0
+    overlap_px: int = 0
     fmt: str = "auto"
     bands: tuple[int, ...] | None = None
     max_nodata: float = 0.1
@@ -53,7 +51,7 @@ class TileSettings:
         return cls(
             corpus=str(corpus),
             chip_size=cfg.chip_size,
-            overlap=cfg.overlap,
+            overlap_px=cfg.overlap_px,
             fmt=cfg.format,
             bands=tuple(cfg.bands) if cfg.bands else None,
             max_nodata=cfg.max_nodata,
@@ -96,18 +94,10 @@ def tile_scene(scene: Scene, settings: TileSettings) -> SceneResult:
 
 
 def _resampled(src: Any, gsd_m: float | None, target: float | None) -> tuple[Any, float | None]:
-    """A WarpedVRT at the target GSD (same CRS), or the source itself when no resampling applies."""
-    if target is None or gsd_m is None:
+    """The source at the target GSD (geo/resample.py), or the source itself when no resampling applies."""
+    if target is None or gsd_m is None or math.isclose(gsd_m / target, 1.0, rel_tol=1e-6):
         return src, gsd_m
-    factor = target / gsd_m
-    if math.isclose(factor, 1.0, rel_tol=1e-6):
-        return src, gsd_m
-    width, height = max(1, round(src.width / factor)), max(1, round(src.height / factor))
-    transform = src.transform * Affine.scale(src.width / width, src.height / height)
-    # Averaging when shrinking keeps small objects' signal; bilinear when enlarging.
-    method = Resampling.average if factor > 1 else Resampling.bilinear
-    vrt = WarpedVRT(src, crs=src.crs, transform=transform, width=width, height=height, resampling=method)
-    return vrt, target
+    return resampled(src, gsd_m / target), target
 
 
 def _tile(scene: Scene, src: Any, st: TileSettings) -> list[dict[str, Any]]:
@@ -122,7 +112,7 @@ def _tile(scene: Scene, src: Any, st: TileSettings) -> list[dict[str, Any]]:
         check_writable(ext, info.dtype, len(bands))
         crs = reader.crs if georef else None
         crs_text = crs.to_string() if crs is not None else None
-        stride = st.chip_size - st.overlap
+        stride = st.chip_size - st.overlap_px
         width, height = min(st.chip_size, reader.width), min(st.chip_size, reader.height)
         starts = itertools.product(
             grid_starts(reader.height, st.chip_size, stride), grid_starts(reader.width, st.chip_size, stride)

@@ -6,7 +6,7 @@ A dataset item is a dict:
   by 65535 unless a loader is given another ``scale`` (a custom dataset's YAML can say e.g. 10000
   for Sentinel-2 reflectance); float rasters are passed through unchanged. PNG/JPEG benchmarks are
   always 3 channels (grayscale DOTA images are repeated to RGB, alpha is dropped).
-- ``"mask"``: int64 tensor (H, W) of class indexes, ignore = 255 (segmentation datasets; absent
+- ``"mask"``: int64 tensor (H, W) of label class ids (the record's ``classes``), ignore = 255 (absent
   on splits that ship no labels, such as LoveDA ``test``).
 - ``"polygons"``: float32 tensor (N, 8), the corners x1, y1, ..., x4, y4 of each object in pixel
   coordinates of *this* sample's image (after cropping and augmentation; (0, 0) is the top-left
@@ -35,6 +35,7 @@ import torch
 from rasterio.windows import Window
 from torch.utils.data import Dataset
 
+from s5cli.datasets.info import IGNORE, class_lut
 from s5cli.errors import InputError
 from s5cli.geo.raster import open_raster, read_window
 from s5cli.geo.tiles import grid_starts
@@ -43,7 +44,6 @@ Sample = dict[str, Any]
 Transform = Callable[[Sample], Sample]
 WindowTuple = tuple[int, int, int, int]  # (col_off, row_off, width, height)
 
-IGNORE = 255
 GEOTIFF_SUFFIXES = (".tif", ".tiff")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 # DOTA images reach ~20,000 x 20,000 px, past PIL's decompression-bomb guard (89 Mpx).
@@ -258,6 +258,20 @@ def detection_targets(polys: np.ndarray, labels: np.ndarray, diff: np.ndarray, t
     }
 
 
+class HeadLabels:
+    """A transform: masks of label class ids become a head's class ids (classes it lacks, e.g. clutter, IGNORE)."""
+
+    def __init__(self, label_classes: Sequence[str], head_classes: Sequence[str]) -> None:
+        lut = class_lut(label_classes, head_classes)
+        self.lut = None if lut is None else torch.from_numpy(lut)
+
+    def __call__(self, sample: Sample) -> Sample:
+        """The sample with its mask mapped (unchanged when the classes are the same or there is no mask)."""
+        if self.lut is None or "mask" not in sample:
+            return sample
+        return {**sample, "mask": self.lut[sample["mask"].long().clamp(0, IGNORE)]}
+
+
 def check_split(name: str, split: str, splits: Sequence[str], aliases: dict[str, str] | None = None) -> str:
     """The canonical split name; an unknown one is an InputError listing the valid ones."""
     split = (aliases or {}).get(split, split)
@@ -295,8 +309,8 @@ class SampleDataset(Dataset, ABC):
         self.transforms = transforms
 
     def _check_root_and_split(self, root: str | os.PathLike[str], split: str) -> None:
-        """Set name, root and split from the class's registry entry ``info``; bad ones are InputErrors."""
-        info = self.info  # type: ignore[attr-defined]  # each benchmark loader sets info = DATASETS[...]
+        """Set name, root and split from the class's record ``info``; bad ones are InputErrors."""
+        info = self.info  # type: ignore[attr-defined]  # each benchmark loader sets its record (benchmarks.py)
         self.name = info.name
         self.root = check_root(root, self.name, info.layout)
         self.split = check_split(self.name, split, info.splits, info.split_aliases)

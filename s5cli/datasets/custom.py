@@ -1,24 +1,11 @@
-"""Your own GIS data: GeoTIFF scenes plus a vector label file, described by a small YAML.
+"""Your own GIS data: windows of GeoTIFF scenes with vector labels, as a dataset YAML describes them.
 
-Example ``buildings.yaml`` (paths are relative to the YAML)::
-
-    name: buildings                 # the head's name
-    task: segmentation              # or detection (oriented boxes from the polygons)
-    classes: [background, building] # class index = position; the class column holds these names
-    scenes:
-      - {path: scenes/north.tif, split: train}
-      - {path: scenes/south.tif, split: val}
-    labels: labels.gpkg             # GeoPackage, GeoJSON or Shapefile
-    class_column: class
-    background: background          # unlabeled pixels; omit to ignore them (255)
-    tile_size: 512
-    overlap: 0
-
-Labels are reprojected to each raster's CRS once and rasterised per window on the fly
-(``rasterio.features.rasterize``); pixels outside the raster or nodata are 255. For detection each
-feature becomes the corners of its minimum rotated rectangle in pixel coordinates. Splits come from
-each scene's ``split`` (``split_by: scene``) or from a seeded fraction of the windows
-(``split_by: fraction``; overlapping windows then leak across splits, so prefer whole scenes).
+The YAML and the record it makes: s5cli/datasets/custom_config.py. Labels are reprojected to each
+raster's CRS once and rasterised per window on the fly (``rasterio.features.rasterize``); pixels
+outside the raster or nodata are IGNORE. For detection each feature becomes the corners of its
+minimum rotated rectangle in pixel coordinates. Splits come from each scene's ``split``
+(``split_by: scene``) or from a seeded fraction of the windows (``split_by: fraction``; overlapping
+windows then leak across splits, so prefer whole scenes).
 """
 
 from __future__ import annotations
@@ -26,85 +13,22 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
-from pydantic import Field
 from rasterio.features import rasterize
 from rasterio.windows import Window
 from rasterio.windows import bounds as window_bounds
 from rasterio.windows import transform as window_transform
 
-from s5cli.config import StrictConfig, load_config
 from s5cli.datasets.base import Sample, SampleDataset, Transform, WindowTuple, check_split, to_unit_float
+from s5cli.datasets.custom_config import SPLITS, CustomConfig, SceneEntry, custom_info, read_custom_config
+from s5cli.datasets.info import IGNORE
 from s5cli.datasets.polygons import clip_to_window, corners_of
-from s5cli.datasets.registry import DatasetInfo, distinct_palette
 from s5cli.errors import InputError
 from s5cli.geo.raster import open_raster, read_window
 from s5cli.geo.tiles import window_grid
-
-SPLITS = ("train", "val", "test")
-
-
-class SceneEntry(StrictConfig):
-    """One GeoTIFF scene and the split it belongs to (``split_by: scene``)."""
-
-    path: str
-    split: Literal["train", "val", "test"] = "train"
-
-
-class CustomConfig(StrictConfig):
-    """The dataset YAML."""
-
-    name: str = "custom"
-    task: Literal["segmentation", "detection"] = "segmentation"
-    classes: list[str] = Field(min_length=1)
-    palette: list[tuple[int, int, int]] = Field(default_factory=list)
-    scenes: list[SceneEntry | str] = Field(min_length=1)
-    labels: str
-    layer: str | None = None
-    class_column: str = "class"
-    background: str | None = None  # class of pixels no feature covers; None: ignore them (255)
-    tile_size: int = Field(512, gt=0)
-    overlap: int = Field(0, ge=0)
-    split_by: Literal["scene", "fraction"] = "scene"
-    val_fraction: float = Field(0.2, ge=0, lt=1)
-    test_fraction: float = Field(0.0, ge=0, lt=1)
-    seed: int = 0
-    bands: list[int] | None = None  # 1-based; default: every band
-    scale: float | None = None  # raw value mapped to 1.0; default by dtype (255, 65535)
-    all_touched: bool = False
-    min_iof: float = Field(0.7, gt=0, le=1)  # detection: keep objects this much inside a window
-
-
-def read_custom_config(path: str | os.PathLike[str]) -> CustomConfig:
-    """Load and check a dataset YAML (ConfigError on unknown keys, InputError on a bad background)."""
-    cfg = load_config(CustomConfig, path)
-    if cfg.background is not None and cfg.background not in cfg.classes:
-        raise InputError(f"background '{cfg.background}' is not one of the classes: {', '.join(cfg.classes)}", path)
-    if cfg.overlap >= cfg.tile_size:
-        raise InputError(f"overlap must be smaller than tile_size ({cfg.tile_size}), got {cfg.overlap}", path)
-    if len(cfg.classes) > 255:
-        raise InputError("at most 255 classes (255 is the ignore value)", path)
-    return cfg
-
-
-def custom_info(path: str | os.PathLike[str]) -> DatasetInfo:
-    """The DatasetInfo (name, task, classes, metric) that a dataset YAML describes."""
-    cfg = read_custom_config(path)
-    palette = tuple(cfg.palette) if cfg.palette else distinct_palette(len(cfg.classes))
-    return DatasetInfo(
-        name=cfg.name,
-        task=cfg.task,
-        classes=tuple(cfg.classes),
-        palette=palette,
-        metric="mIoU" if cfg.task == "segmentation" else "mAP",
-        splits=SPLITS,
-        loader="custom:CustomDataset",
-        layout=f"the scenes and labels named in {path}",
-        crop_size=cfg.tile_size,
-    )
 
 
 def _read_labels(path: Path, cfg: CustomConfig) -> Any:
@@ -164,7 +88,7 @@ class CustomDataset(SampleDataset):
             with open_raster(path) as src:
                 if src.crs is None:
                     raise InputError("has no CRS, so the vector labels cannot be placed on it", path)
-                grid = window_grid(src.width, src.height, cfg.tile_size, cfg.overlap)
+                grid = window_grid(src.width, src.height, cfg.tile_size, cfg.overlap_px)
             self.scenes.append(path)
             size = cfg.tile_size
             windows.extend((s, (int(w.col_off), int(w.row_off), size, size), entry.split) for w in grid)
@@ -207,7 +131,7 @@ class CustomDataset(SampleDataset):
         }
         h, w = valid.shape
         if self.cfg.task == "segmentation":
-            fill = 255 if self.cfg.background is None else self.cfg.classes.index(self.cfg.background)
+            fill = IGNORE if self.cfg.background is None else self.cfg.classes.index(self.cfg.background)
             shapes = list(zip(feats.geometry, feats["_class"].astype(int)))
             mask = np.full((h, w), fill, np.uint8)
             if shapes:
@@ -215,7 +139,7 @@ class CustomDataset(SampleDataset):
                     shapes, (h, w), fill=fill, transform=transform, dtype="uint8", all_touched=self.cfg.all_touched
                 )
             mask = mask.astype(np.int64)
-            mask[~valid] = 255
+            mask[~valid] = IGNORE
             sample["mask"] = torch.from_numpy(mask)
         else:
             sample.update(self._boxes(feats, transform, w, h))

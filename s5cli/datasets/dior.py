@@ -25,8 +25,8 @@ from s5cli.datasets.base import (
     read_pixels,
     to_unit_float,
 )
+from s5cli.datasets.benchmarks import DIOR_R
 from s5cli.datasets.polygons import degenerate
-from s5cli.datasets.registry import DATASETS
 from s5cli.errors import InputError
 
 _IMAGE_DIRS = ("JPEGImages-trainval", "JPEGImages-test", "JPEGImages")
@@ -80,7 +80,7 @@ def _read_ids(path: Path) -> list[str]:
 class DIORR(SampleDataset):
     """DIOR-R oriented object detection (20 classes), whole 800 x 800 images."""
 
-    info = DATASETS["dior-r"]
+    info = DIOR_R
 
     def __init__(
         self,

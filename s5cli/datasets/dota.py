@@ -31,8 +31,9 @@ from s5cli.datasets.base import (
     to_unit_float,
     window_index,
 )
+from s5cli.datasets.benchmarks import DOTA_V1_0, DOTA_V1_5, DOTA_V2_0
+from s5cli.datasets.info import DatasetInfo
 from s5cli.datasets.polygons import clip_to_window
-from s5cli.datasets.registry import DATASETS, DatasetInfo
 from s5cli.errors import InputError
 
 Annotation = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # polygons, labels, difficult, truncated
@@ -74,14 +75,14 @@ def parse_label_txt(path: Path, classes: dict[str, int]) -> Annotation:
 class DOTA(SampleDataset):
     """DOTA oriented object detection, cut into patches (``patch_size=None`` gives whole images)."""
 
-    info: DatasetInfo = DATASETS["dota-v2.0"]
+    info: DatasetInfo = DOTA_V2_0
 
     def __init__(
         self,
         root: str | os.PathLike[str],
         split: str = "train",
         transforms: Transform | None = None,
-        patch_size: int | None = 1024,
+        patch_size: int | None = DOTA_V2_0.patch_size,
         gap: int | None = None,
         min_iof: float = 0.7,
         pad: bool = True,
@@ -92,8 +93,8 @@ class DOTA(SampleDataset):
         self.version = self.name.removeprefix("dota-v")
         if not any((self.root / s / "images").is_dir() for s in ("train", "val", "test")):
             raise not_this_dataset(self.root, self.name, self.info.layout)
-        if gap is None:  # mmrotate's 200 at 1024, scaled for other patch sizes
-            gap = round((patch_size or 0) * 200 / 1024)
+        if gap is None:  # the record's gap (mmrotate's 200 at 1024), scaled for other patch sizes
+            gap = round((patch_size or 0) * self.info.patch_gap / self.info.patch_size)
         if patch_size is not None and not 0 <= gap < patch_size:
             raise InputError(f"gap must be in [0, patch_size), got gap={gap}, patch_size={patch_size}")
         self.patch_size, self.gap, self.min_iof, self.pad = patch_size, gap, min_iof, pad
@@ -160,16 +161,16 @@ class DOTA(SampleDataset):
 class DOTAv10(DOTA):
     """DOTA-v1.0 (15 classes)."""
 
-    info = DATASETS["dota-v1.0"]
+    info = DOTA_V1_0
 
 
 class DOTAv15(DOTA):
     """DOTA-v1.5 (16 classes: v1.0 + container-crane)."""
 
-    info = DATASETS["dota-v1.5"]
+    info = DOTA_V1_5
 
 
 class DOTAv20(DOTA):
     """DOTA-v2.0 (18 classes: v1.5 + airport, helipad)."""
 
-    info = DATASETS["dota-v2.0"]
+    info = DOTA_V2_0

@@ -25,7 +25,7 @@ from s5cli.datasets.base import (
     to_unit_float,
     window_index,
 )
-from s5cli.datasets.registry import DATASETS
+from s5cli.datasets.benchmarks import ISAID
 from s5cli.errors import InputError
 
 _MASK_SUFFIXES = ("_instance_color_RGB", "_instance_id_RGB")
@@ -44,15 +44,15 @@ def _mask_for(image: Path, split_dir: Path) -> Path:
 class ISAID(SampleDataset):
     """iSAID semantic segmentation (16 classes), windows of the large DOTA images."""
 
-    info = DATASETS["isaid"]
+    info = ISAID
 
     def __init__(
         self,
         root: str | os.PathLike[str],
         split: str = "train",
         transforms: Transform | None = None,
-        crop_size: int | None = 896,
-        stride: int | None = 512,
+        crop_size: int | None = ISAID.crop_size,
+        stride: int | None = ISAID.stride,
     ) -> None:
         super().__init__(transforms)
         self._check_root_and_split(root, split)

@@ -28,7 +28,8 @@ from s5cli.datasets.base import (
     to_unit_float,
     window_index,
 )
-from s5cli.datasets.registry import DATASETS, DatasetInfo
+from s5cli.datasets.benchmarks import POTSDAM, VAIHINGEN
+from s5cli.datasets.info import IGNORE, DatasetInfo
 from s5cli.errors import InputError
 
 # datasets.md §1.3: the ISPRS benchmark split (24 train / 14 test tiles), as used by mmseg, torchgeo and S5.
@@ -107,13 +108,14 @@ class _ISPRSTiles(SampleDataset):
             raise InputError(f"crop_size must be positive, got {crop_size}")
         self.labels = labels
         self.table = colour_table(self.info.classes, self.info.palette)
-        if clutter == "ignore":  # S5 training: clutter is ignore_index
-            self.table[self.info.palette[self.info.classes.index("clutter")]] = 255
+        if clutter == "ignore":  # clutter read as IGNORE (the record's rule, datasets/info.py, does it for heads)
+            self.table[self.info.palette[self.info.classes.index("clutter")]] = IGNORE
         self.tiles = self._find_tiles()
         if not self.tiles:
             raise not_this_dataset(self.root, self.name, self.info.layout)
-        if stride is None:
-            stride = (crop_size // 2 if self.split == "train" else crop_size) if crop_size else None
+        if stride is None and crop_size is not None:  # the record's strides, scaled to another crop size
+            step = self.info.stride if self.split == "train" else self.info.test_stride
+            stride = round(crop_size * step / self.info.crop_size)
         self.crop_size, self.stride = crop_size, stride
         self.index = window_index([image for image, _, _ in self.tiles], crop_size, stride)
 
@@ -142,7 +144,7 @@ class _ISPRSTiles(SampleDataset):
 class Potsdam(_ISPRSTiles):
     """ISPRS Potsdam: 38 tiles of 6000 x 6000 at 5 cm; RGB by default, IRRG or RGBIR with ``bands``."""
 
-    info = DATASETS["potsdam"]
+    info = POTSDAM
 
     def __init__(
         self,
@@ -150,7 +152,7 @@ class Potsdam(_ISPRSTiles):
         split: str = "train",
         transforms: Transform | None = None,
         bands: Literal["RGB", "IRRG", "RGBIR"] = "RGB",
-        crop_size: int | None = 512,
+        crop_size: int | None = POTSDAM.crop_size,
         stride: int | None = None,
         labels: Literal["full", "eroded"] = "full",
         clutter: Literal["class", "ignore"] = "class",
@@ -187,14 +189,14 @@ class Potsdam(_ISPRSTiles):
 class Vaihingen(_ISPRSTiles):
     """ISPRS Vaihingen: 33 IRRG tiles of about 2000 x 2500 at 9 cm, labels flat beside ``top/``."""
 
-    info = DATASETS["vaihingen"]
+    info = VAIHINGEN
 
     def __init__(
         self,
         root: str | os.PathLike[str],
         split: str = "train",
         transforms: Transform | None = None,
-        crop_size: int | None = 512,
+        crop_size: int | None = VAIHINGEN.crop_size,
         stride: int | None = None,
         labels: Literal["full", "eroded"] = "full",
         clutter: Literal["class", "ignore"] = "class",

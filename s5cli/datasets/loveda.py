@@ -22,7 +22,7 @@ from s5cli.datasets.base import (
     to_unit_float,
     values_to_index,
 )
-from s5cli.datasets.registry import DATASETS
+from s5cli.datasets.benchmarks import LOVEDA
 from s5cli.errors import InputError
 
 _FOLDERS = {"train": ["Train"], "val": ["Val"], "trainval": ["Train", "Val"], "test": ["Test"]}
@@ -39,7 +39,7 @@ def _id_key(path: Path) -> tuple[int, str]:
 class LoveDA(SampleDataset):
     """LoveDA land cover (7 classes), whole images; ``scenes`` picks Urban and/or Rural."""
 
-    info = DATASETS["loveda"]
+    info = LOVEDA
 
     def __init__(
         self,

@@ -23,7 +23,7 @@ from s5cli.datasets.base import (
     to_unit_float,
     values_to_index,
 )
-from s5cli.datasets.registry import DATASETS
+from s5cli.datasets.benchmarks import OPENEARTHMAP
 from s5cli.errors import InputError
 
 _INNER = "OpenEarthMap_wo_xBD"  # the folder inside the Zenodo zip
@@ -49,7 +49,7 @@ def _read_list(path: Path) -> list[str]:
 class OpenEarthMap(SampleDataset):
     """OpenEarthMap (9 classes incl. 'unknown'), whole images; label-only (xBD) names are skipped."""
 
-    info = DATASETS["openearthmap"]
+    info = OPENEARTHMAP
 
     def __init__(
         self,

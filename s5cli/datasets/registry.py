@@ -1,270 +1,26 @@
-"""Every dataset s5cli reads: task, classes, palette, ignore value, metric, splits and crop sizes.
+"""Dataset names and aliases -> records, and where a dataset's folder is under a data root.
 
-The facts (names, colours, splits, protocols) come from docs/datasets.md; each entry cites it.
-``get_dataset(name, root, split)`` builds the loader for a dataset folder *as distributed*;
-``find_dataset_root(data_root, name)`` finds ``DATA_ROOT/<name>/`` or one of its aliases.
+``dataset_info(name)`` gives the record of a benchmark (datasets/benchmarks.py) or of a custom dataset
+YAML (datasets/custom.py); ``get_dataset(name, root, split)`` builds its loader; ``find_dataset_root``
+finds ``DATA_ROOT/<name>/`` or one of its aliases.
 """
 
 from __future__ import annotations
 
-import colorsys
 import importlib
 import inspect
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from s5cli.datasets.classes import (
-    DIOR_CLASSES,
-    DOTA_CLASSES,
-    ISAID_CLASSES,
-    ISAID_PALETTE,
-    ISPRS_CLASSES,
-    ISPRS_PALETTE,
-    LOVEDA_CLASSES,
-    LOVEDA_PALETTE,
-    OEM_CLASSES,
-    OEM_PALETTE,
-)
+from s5cli.datasets.benchmarks import BENCHMARKS
+from s5cli.datasets.custom_config import CUSTOM, custom_info
+from s5cli.datasets.info import DatasetInfo
 from s5cli.errors import InputError
 
-__all__ = [
-    "DATASETS",
-    "DIOR_CLASSES",
-    "DOTA_CLASSES",
-    "FOLDER_DATASETS",
-    "ISAID_CLASSES",
-    "ISAID_PALETTE",
-    "ISPRS_CLASSES",
-    "ISPRS_PALETTE",
-    "LOVEDA_CLASSES",
-    "LOVEDA_PALETTE",
-    "OEM_CLASSES",
-    "OEM_PALETTE",
-    "DatasetInfo",
-    "canonical_name",
-    "dataset_info",
-    "distinct_palette",
-    "find_dataset_root",
-    "get_dataset",
-]
-
-Task = Literal["segmentation", "detection", "unlabeled"]
-Metric = Literal["mIoU", "mF1", "mAP", "none"]
-Colour = tuple[int, int, int]
-
-
-def distinct_palette(n: int) -> tuple[Colour, ...]:
-    """Well-separated colours, n of them (for drawing boxes of detection classes)."""
-    out = []
-    for i in range(n):
-        r, g, b = colorsys.hsv_to_rgb((i * 0.618034) % 1.0, 0.85, 0.95)
-        out.append((round(r * 255), round(g * 255), round(b * 255)))
-    return tuple(out)
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """What s5cli knows about one dataset; the loader reads it from here."""
-
-    name: str
-    task: Task
-    classes: tuple[str, ...]
-    palette: tuple[Colour, ...]
-    metric: Metric
-    splits: tuple[str, ...]
-    loader: str  # "module:Class" under s5cli.datasets
-    layout: str  # what the folder must hold, as the official download unzips
-    ignore_index: int = 255
-    metric_exclude: tuple[str, ...] = ()  # classes left out of the means (ISPRS clutter, iSAID background)
-    split_aliases: dict[str, str] = field(default_factory=dict)
-    aliases: tuple[str, ...] = ()  # other folder names under a data root
-    crop_size: int | None = None  # training crop (augmentation) or window size
-    stride: int | None = None  # window stride for training
-    test_stride: int | None = None  # window stride for evaluation
-    patch_size: int | None = None  # detection patch size
-    patch_gap: int | None = None  # overlap between detection patches
-
-    def head_spec(self) -> Any:
-        """The model head for this dataset (s5cli.models.spec.HeadSpec)."""
-        from s5cli.models.spec import HeadSpec
-
-        if self.task == "unlabeled":
-            raise InputError(f"{self.name} has no labels, so no model head")
-        return HeadSpec(
-            name=self.name,
-            task=self.task,
-            classes=list(self.classes),
-            palette=list(self.palette),
-            ignore_index=self.ignore_index,
-        )
-
-    def describe(self) -> dict[str, Any]:
-        """A JSON-safe description."""
-        return {
-            "name": self.name,
-            "task": self.task,
-            "classes": list(self.classes),
-            "num_classes": len(self.classes),
-            "ignore_index": self.ignore_index,
-            "metric": self.metric,
-            "metric_exclude": list(self.metric_exclude),
-            "splits": list(self.splits),
-            "aliases": list(self.aliases),
-            "crop_size": self.crop_size,
-            "stride": self.stride,
-            "test_stride": self.test_stride,
-            "patch_size": self.patch_size,
-            "patch_gap": self.patch_gap,
-            "layout": self.layout,
-        }
-
-
-_POTSDAM_LAYOUT = (
-    "2_Ortho_RGB/top_potsdam_{r}_{c}_RGB.tif (or 3_Ortho_IRRG/, 4_Ortho_RGBIR/) and "
-    "5_Labels_all/top_potsdam_{r}_{c}_label.tif (or 5_Labels_all_noBoundary/, or the labels flat in the folder)"
-)
-_VAIHINGEN_LAYOUT = (
-    "top/top_mosaic_09cm_area{N}.tif and the colour labels top_mosaic_09cm_area{N}.tif "
-    "(and/or ..._noBoundary.tif) flat in the folder"
-)
-_DOTA_LAYOUT = "{train,val}/images/P####.png with {train,val}/labelTxt/P####.txt, and test/images/"
-
-
-def _dota(version: str) -> DatasetInfo:
-    classes = DOTA_CLASSES[version]
-    return DatasetInfo(
-        name=f"dota-v{version}",
-        task="detection",
-        classes=classes,
-        palette=distinct_palette(len(classes)),
-        metric="mAP",
-        splits=("train", "val", "trainval", "test"),
-        loader=f"dota:DOTAv{version.replace('.', '')}",
-        layout=_DOTA_LAYOUT,
-        aliases=(f"DOTA-v{version}", f"DOTAv{version}", f"dota_v{version}", f"dota{version}"),
-        patch_size=1024,  # datasets.md §6.4: mmrotate / BboxToolkit ss configs
-        patch_gap=200,
-    )
-
-
-DATASETS: dict[str, DatasetInfo] = {
-    "potsdam": DatasetInfo(
-        name="potsdam",
-        task="segmentation",
-        classes=ISPRS_CLASSES,
-        palette=ISPRS_PALETTE,
-        metric="mF1",  # S5 README reports mF1 for Potsdam (datasets.md §1.5)
-        metric_exclude=("clutter",),
-        splits=("train", "test"),
-        split_aliases={"val": "test"},  # mmseg calls the 14 test tiles "val"
-        loader="isprs:Potsdam",
-        layout=_POTSDAM_LAYOUT,
-        aliases=("ISPRS_Potsdam", "ISPRS-Potsdam"),
-        crop_size=512,  # S5: 512 windows, stride 256 for train (529 per tile), non-overlapping test
-        stride=256,
-        test_stride=512,
-    ),
-    "vaihingen": DatasetInfo(
-        name="vaihingen",
-        task="segmentation",
-        classes=ISPRS_CLASSES,
-        palette=ISPRS_PALETTE,
-        metric="mIoU",
-        metric_exclude=("clutter",),
-        splits=("train", "test"),
-        split_aliases={"val": "test"},
-        loader="isprs:Vaihingen",
-        layout=_VAIHINGEN_LAYOUT,
-        aliases=("ISPRS_Vaihingen", "ISPRS-Vaihingen"),
-        crop_size=512,
-        stride=256,
-        test_stride=512,
-    ),
-    "loveda": DatasetInfo(
-        name="loveda",
-        task="segmentation",
-        classes=LOVEDA_CLASSES,
-        palette=LOVEDA_PALETTE,
-        metric="mIoU",
-        splits=("train", "val", "trainval", "test"),
-        loader="loveda:LoveDA",
-        layout="{Train,Val,Test}/{Urban,Rural}/images_png/{id}.png with masks_png/{id}.png beside (not for Test)",
-        aliases=("LoveDA", "love-da"),
-        crop_size=512,  # whole 1024 images; 512 random crops for training, 512/256 sliding window for test
-        stride=256,
-    ),
-    "openearthmap": DatasetInfo(
-        name="openearthmap",
-        task="segmentation",
-        classes=OEM_CLASSES,
-        palette=OEM_PALETTE,
-        metric="mIoU",
-        splits=("train", "val", "test"),
-        loader="openearthmap:OpenEarthMap",
-        layout="OpenEarthMap_wo_xBD/{train,val,test}.txt and {region}/{images,labels}/{region}_{k}.tif",
-        aliases=("OpenEarthMap", "OpenEarthMap_wo_xBD", "oem"),
-        crop_size=512,
-    ),
-    "isaid": DatasetInfo(
-        name="isaid",
-        task="segmentation",
-        classes=ISAID_CLASSES,
-        palette=ISAID_PALETTE,
-        metric="mIoU",
-        metric_exclude=("background",),  # S5 pre-training validation skips class 0
-        splits=("train", "val", "test"),
-        loader="isaid:ISAID",
-        layout="{train,val,test}/images/P####.png with P####_instance_color_RGB.png beside (train, val)",
-        aliases=("iSAID",),
-        crop_size=896,  # mmseg iSAID patches: 896 with overlap 384 (stride 512)
-        stride=512,
-        test_stride=512,
-    ),
-    "dior-r": DatasetInfo(
-        name="dior-r",
-        task="detection",
-        classes=DIOR_CLASSES,
-        palette=distinct_palette(len(DIOR_CLASSES)),
-        metric="mAP",
-        splits=("train", "val", "trainval", "test"),
-        loader="dior:DIORR",
-        layout=(
-            "JPEGImages-trainval/, JPEGImages-test/, 'Annotations/Oriented Bounding Boxes/{id}.xml' and "
-            "ImageSets/Main/{train,val,test}.txt"
-        ),
-        aliases=("DIOR-R", "DIOR", "dior_r", "diorr"),
-        crop_size=800,  # whole 800 x 800 images
-    ),
-    "dota-v1.0": _dota("1.0"),
-    "dota-v1.5": _dota("1.5"),
-    "dota-v2.0": _dota("2.0"),
-    "million-aid": DatasetInfo(
-        name="million-aid",
-        task="unlabeled",
-        classes=(),
-        palette=(),
-        metric="none",
-        splits=("all", "train", "test"),
-        loader="imagefolder:ImageFolder",
-        layout="image files (.jpg, .png, .tif) at any depth, e.g. train/{level1}/{level2}/P#######.jpg",
-        aliases=("MillionAID", "Million-AID", "millionaid", "imagefolder"),
-    ),
-    "custom": DatasetInfo(
-        name="custom",
-        task="segmentation",
-        classes=(),
-        palette=(),
-        metric="mIoU",
-        splits=("train", "val", "test"),
-        loader="custom:CustomDataset",
-        layout="a dataset YAML naming GeoTIFF scenes and a vector label file (see s5cli/datasets/custom.py)",
-    ),
-}
-
+DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (*BENCHMARKS, CUSTOM)}
 # Datasets that live as a folder under a data root (custom data is named by its YAML instead).
-FOLDER_DATASETS = tuple(name for name in DATASETS if name != "custom")
+FOLDER_DATASETS = tuple(info.name for info in BENCHMARKS)
 
 
 def _norm(name: str) -> str:
@@ -274,10 +30,8 @@ def _norm(name: str) -> str:
 def canonical_name(name: str) -> str:
     """The registry name of a dataset name or alias; unknown names are an InputError listing valid ones."""
     key = _norm(name)
-    if key in DATASETS:
-        return key
     for info in DATASETS.values():
-        if key in (_norm(a) for a in info.aliases):
+        if key == info.name or key in (_norm(a) for a in info.aliases):
             return info.name
     raise InputError(f"unknown dataset '{name}'; valid names: {', '.join(DATASETS)}")
 
@@ -296,10 +50,8 @@ def same_dataset(a: str, b: str) -> bool:
 
 
 def dataset_info(name: str, root: str | os.PathLike[str] | None = None) -> DatasetInfo:
-    """The DatasetInfo of a name or alias (a custom dataset YAML as root gives that dataset's classes)."""
+    """The record of a name or alias; a custom dataset YAML as root gives that dataset's own record."""
     if is_dataset_yaml(root):
-        from s5cli.datasets.custom import custom_info
-
         return custom_info(root)  # type: ignore[arg-type]
     return DATASETS[canonical_name(name)]
 
@@ -307,7 +59,7 @@ def dataset_info(name: str, root: str | os.PathLike[str] | None = None) -> Datas
 def resolve_dataset(
     entry: str, data_root: str | os.PathLike[str] | None = None, root: str | os.PathLike[str] | None = None
 ) -> tuple[str, DatasetInfo, Path]:
-    """(name, info, root) of a `--datasets` entry: a registry name or alias, or a custom dataset YAML.
+    """(name, record, root) of a `--datasets` entry: a registry name or alias, or a custom dataset YAML.
 
     A registry dataset is found at `root` when given, else under `data_root`; a YAML entry is its own
     root and is named by its `name:` key, so several custom datasets can train side by side.
@@ -316,7 +68,7 @@ def resolve_dataset(
         path = Path(entry)
         if not path.is_file():
             raise InputError("no such dataset YAML", path)
-        info = dataset_info("custom", path)
+        info = custom_info(path)
         return info.name, info, path
     name = canonical_name(entry)
     if root is not None:

@@ -1,4 +1,4 @@
-"""EvaluateConfig: every setting of `s5 evaluate`; None means "the benchmark's protocol" (evaluation/modes.py)."""
+"""EvaluateConfig: every setting of `s5 evaluate`; None means "the dataset record's protocol" (datasets/info.py)."""
 
 from __future__ import annotations
 

@@ -8,56 +8,21 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from s5cli.console import info, warn
 from s5cli.errors import InputError
 from s5cli.evaluation.config import EvaluateConfig
-from s5cli.evaluation.modes import patch_gap, protocol_for
-from s5cli.evaluation.scoring import DatasetResult, EvalSettings, evaluate_dataset
 from s5cli.geo.files import atomic_output, check_output
+from s5cli.scoring.plan import Choices, Job, check_head, plan_job
+from s5cli.scoring.score import DatasetResult, evaluate_dataset
 
 CSV_COLUMNS = ("dataset", "split", "class", "IoU", "F1", "AP", "num_gt", "num_det", "excluded")
 
 
-@dataclass(frozen=True)
-class Job:
-    """One dataset to score: where it is and how."""
-
-    name: str
-    info: Any  # DatasetInfo
-    root: Path
-    split: str
-    options: dict[str, Any]
-    settings: EvalSettings
-
-
-def check_head(spec: Any, info: Any, checkpoint: str | os.PathLike[str]) -> Any:
-    """The checkpoint's head for a dataset; InputError if absent, of the other task, or with other classes."""
-    names = [h.name for h in spec.heads]
-    head = next((h for h in spec.heads if h.name == info.name), None)
-    if head is None:
-        raise InputError(f"no head for {info.name} in this checkpoint; it has: {', '.join(names)}", checkpoint)
-    if head.task != info.task:
-        raise InputError(
-            f"the {info.name} head is a {head.task} head but {info.name} is a {info.task} dataset", checkpoint
-        )
-    if list(info.classes[: head.num_classes]) != list(head.classes):
-        raise InputError(f"the {info.name} head's classes do not match the dataset's ({head.classes})", checkpoint)
-    return head
-
-
-def trained_size(extra: dict[str, Any], name: str, default: int) -> int:
-    """The input size a head was fine-tuned at (stored by s5 finetune), else `default`."""
-    sizes = extra.get("input_sizes") or {}
-    return int(sizes.get(name, default))
-
-
-def plan_jobs(cfg: EvaluateConfig, spec: Any, extra: dict[str, Any]) -> list[Job]:
+def plan_jobs(cfg: EvaluateConfig, spec: Any) -> list[Job]:
     """Resolve every dataset's head, folder, split, mode and sizes (all user errors surface here)."""
     from s5cli.datasets.registry import is_dataset_yaml, resolve_dataset
 
@@ -65,33 +30,26 @@ def plan_jobs(cfg: EvaluateConfig, spec: Any, extra: dict[str, Any]) -> list[Job
     jobs = []
     for raw in names:
         own = cfg.settings_for(raw) if not is_dataset_yaml(raw) else None
-        name, dinfo, root = resolve_dataset(raw, cfg.data_root, own.root if own else None)
-        if own is None:
-            own = cfg.settings_for(name)
-        check_head(spec, dinfo, cfg.checkpoint)
-        proto = protocol_for(name, dinfo.task)
-        split = own.split or cfg.split or proto.split
-        if dinfo.task == "segmentation":
-            mode = own.mode or cfg.mode or proto.mode
-            size = cfg.tile_size or trained_size(extra, name, spec.input.tile_size)
-        else:
-            mode = proto.mode
-            size = cfg.det_size or trained_size(extra, name, 1024)
-        flip = own.flip if own.flip is not None else (cfg.flip if cfg.flip is not None else proto.flip)
-        options = dict(proto.options)
-        if proto.windows and mode == "crop":
-            options.update(crop_size=size, stride=size)  # the loader cuts the tiles the crop mode predicts
-        options.update(own.options)
-        settings = EvalSettings(
-            mode=mode,  # type: ignore[arg-type]
-            size=size,
-            flip=bool(flip) and dinfo.task == "segmentation",
-            overlap=own.overlap if own.overlap is not None else (proto.overlap or 0.5),
-            gap=cfg.patch_gap if cfg.patch_gap is not None else patch_gap(size),
+        name, info, root = resolve_dataset(raw, cfg.data_root, own.root if own else None)
+        own = own or cfg.settings_for(name)
+        heads = [h.name for h in spec.heads]
+        if name not in heads:
+            raise InputError(f"no head for {name} in this checkpoint; it has: {', '.join(heads)}", cfg.checkpoint)
+        head = spec.head(name)
+        check_head(head, info, str(cfg.checkpoint))
+        choices = Choices(
+            split=own.split or cfg.split,
+            mode=own.mode or cfg.mode,
+            flip=own.flip if own.flip is not None else cfg.flip,
+            overlap=own.overlap,
+            tile_size=cfg.tile_size,
+            det_size=cfg.det_size,
+            patch_gap=cfg.patch_gap,
             batch_size=cfg.batch_size,
             max_images=cfg.max_images,
+            options=own.options,
         )
-        jobs.append(Job(name, dinfo, Path(root), split, options, settings))
+        jobs.append(plan_job(info, head, root, choices))
     return jobs
 
 
@@ -113,20 +71,18 @@ def write_csv(path: Path, results: list[DatasetResult], overwrite: bool) -> Path
 
 def run_evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     """Score a checkpoint; returns {"checkpoint", "datasets": [DatasetResult dicts], "csv", "predictions"}."""
-    from s5cli.datasets.registry import get_dataset
     from s5cli.evaluation.submissions import SubmissionWriter
     from s5cli.models.checkpoint import load_checkpoint
-    from s5cli.training.amp import resolve_precision
-    from s5cli.training.distributed import resolve_device
+    from s5cli.training.device import inference_precision, resolve_device
 
     for out in (cfg.output, cfg.save_predictions):
         if out is not None:
             check_output(out, cfg.overwrite)
     device = resolve_device(cfg.device)
-    model, spec, rest = load_checkpoint(cfg.checkpoint, device)
-    jobs = plan_jobs(cfg, spec, rest.get("extra") or {})
-    datasets = [get_dataset(j.name, j.root, j.split, **j.options) for j in jobs]  # folders checked up front
-    precision = resolve_precision(cfg.amp, device)
+    model, spec, _ = load_checkpoint(cfg.checkpoint, device)
+    jobs = plan_jobs(cfg, spec)
+    datasets = [job.load() for job in jobs]  # folders checked up front
+    precision = inference_precision(cfg.amp, device)
     results: list[DatasetResult] = []
     with ExitStack() as stack:
         folder = None
@@ -139,6 +95,7 @@ def run_evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
             result = evaluate_dataset(
                 model,
                 job.info,
+                job.head,
                 dataset,
                 job.settings,
                 split=job.split,

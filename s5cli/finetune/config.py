@@ -2,33 +2,35 @@
 
 Defaults are S5's segmentation recipe (s5_method.md §4, RS_Finetune/Semantic_Segmentation/configs/rsseg.yaml):
 AdamW 5e-5, wd 0.05, cosine stepped per epoch over 100 epochs, 512 crops, 12 images per dataset per
-GPU. `batch_size` is per dataset and per process, as S5 states it (a dataset may set its own, e.g. 2 for
-detection beside 12 for segmentation); several GPUs under torchrun multiply it.
+GPU. `batch_size_per_dataset` is per dataset and per process, as S5 states it (a dataset may set its own,
+e.g. 2 for detection beside 12 for segmentation); several GPUs under torchrun multiply it.
 Training length is in epochs (one epoch = one pass over the longest dataset, the others repeated to its
-length, S5's id-list repetition) unless `iterations` is given.
+length, S5's id-list repetition) unless `iterations` is given. The run controls are the shared
+`RunSettings` (training/stage.py). A dataset's defaults (splits, classes, protocol) are its record's.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field
 
 from s5cli.config import StrictConfig
 from s5cli.training.optim import OptimConfig
 from s5cli.training.schedules import ScheduleConfig
+from s5cli.training.stage import RunSettings
 
 
 class DatasetSettings(StrictConfig):
-    """One dataset's settings; None fields take the dataset's default (finetune/data.py TRAIN_DEFAULTS)."""
+    """One dataset's settings; None fields take the dataset record's defaults (datasets/info.py)."""
 
     root: Path | None = None  # the dataset folder itself; wins over data_root
     split: str | None = None  # training split
     val_split: str | None = None  # validation split; "none" turns validation off for this dataset
     weight: float = Field(1.0, ge=0.0)  # multiplies the dataset's loss
     start_epoch: int = Field(0, ge=0)  # the loss counts from this epoch on (S5: Vaihingen 70 of 100)
-    batch_size: int | None = Field(None, ge=1)  # this dataset's images per process and step; None: batch_size
+    batch_size: int | None = Field(None, ge=1)  # this dataset's images per process and step; None: the run's
     options: dict[str, Any] = Field(default_factory=dict)  # loader options, e.g. {labels: eroded}
 
 
@@ -45,40 +47,24 @@ class FinetuneModelConfig(StrictConfig):
     detection: dict[str, Any] = Field(default_factory=dict)  # DetectionOptions overrides for detection heads
 
 
-class FinetuneConfig(StrictConfig):
+class FinetuneConfig(RunSettings):
     """`s5 finetune`: MoE-MDF fine-tuning on one or several segmentation / detection datasets."""
 
-    # run
-    output: Path = Path("runs/finetune")  # the run directory
-    overwrite: bool = False
-    resume: bool = False  # continue from the newest state in `output`
-    device: str = "auto"
-    seed: int = 2025
-    stop_after: int | None = Field(None, ge=1)  # stop after this many iterations (with a state), to resume later
+    output: Path = Path("runs/finetune")
     # data
-    datasets: list[str] = Field(min_length=1)  # registry names, in expert order
+    datasets: list[str] = Field(min_length=1)  # registry names or dataset YAMLs, in expert order
     data_root: Path | None = None  # folder holding one folder per dataset
     dataset_settings: dict[str, DatasetSettings] = Field(default_factory=dict)  # by dataset name
     crop_size: int = Field(512, ge=16)  # segmentation training crop
     det_size: int = Field(1024, ge=32)  # detection input: long side resized to it (S5: 1024)
-    workers: int = Field(4, ge=0)  # data-loading processes per dataset and rank
     # model and optimisation
     model: FinetuneModelConfig = Field(default_factory=FinetuneModelConfig)
     epochs: int = Field(100, ge=1)
     iterations: int | None = Field(None, ge=1)  # overrides epochs
-    batch_size: int = Field(12, ge=1)  # images per dataset, per process and micro-batch
+    batch_size_per_dataset: int = Field(12, ge=1)  # images per dataset, per process and micro-batch
     accumulation: int = Field(1, ge=1)  # micro-batches per optimiser step
     optim: OptimConfig = Field(default_factory=lambda: OptimConfig(lr=5e-5, weight_decay=0.05))
     schedule: ScheduleConfig = Field(default_factory=lambda: ScheduleConfig(name="cosine_epoch"))
-    amp: Literal["auto", "bf16", "fp16", "off"] = "auto"
-    grad_clip: float | None = Field(None, gt=0.0)
-    find_unused_parameters: bool | None = None  # DDP; None: on with late-starting or detection datasets
-    # logging
-    log_every: int = Field(50, ge=1)
-    eval_every: int | None = Field(None, ge=0)  # iterations; None: every epoch; 0: only at the end
-    eval_max_images: int | None = Field(None, ge=1)  # validate on the first N samples of each dataset
-    checkpoint_every: int | None = Field(None, ge=0)  # iterations; None: every epoch; 0: only at stop_after
-    keep_checkpoints: int = Field(2, ge=0)
 
     def settings_for(self, name: str) -> DatasetSettings:
         """The settings of a dataset (given by registry name or alias), defaults when absent."""

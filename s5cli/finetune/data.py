@@ -6,7 +6,7 @@ is one pass over the longest. A draw's augmentation is a pure function of its ke
 S5 transforms (datasets/augment.py, torch RNG) run under a forked RNG seeded from the key, so batches
 do not depend on the worker count and a resume restarts them exactly.
 - segmentation: rescale 0.5-2.0, 512 crop (mask padded with ignore), h/v flips, rot90, colour jitter,
-  grayscale, blur (s5_method.md §4);
+  grayscale, blur (docs/method.md);
 - detection: long side resized to 1024 (S5 Resize, keep ratio), h/v flips; polygons -> rotated boxes.
 """
 
@@ -20,69 +20,32 @@ import torch
 from torch.utils.data import Dataset
 
 from s5cli.datasets.augment import Compose, detection_augment, resize_sample, segmentation_augment
+from s5cli.datasets.base import HeadLabels
 from s5cli.datasets.collate import collate_detection, collate_segmentation
+from s5cli.datasets.info import DatasetInfo
 from s5cli.errors import ConfigError, InputError
 from s5cli.finetune.config import DatasetSettings, FinetuneConfig
+from s5cli.models.spec import HeadSpec
 from s5cli.training.data import SampleKey
 
 
 @dataclass(frozen=True)
-class TrainDefaults:
-    """A dataset's training and validation splits and loader options when the config names none."""
-
-    split: str
-    val_split: str | None
-    options: dict[str, Any]
-
-
-_ISPRS = {"clutter": "ignore"}  # S5: clutter (mask value 5) is the ignore index, 5 classes predicted
-# Validation of ISPRS on the test tiles is what S5 does (model selection on test, s5_method.md §4).
-TRAIN_DEFAULTS: dict[str, TrainDefaults] = {
-    "potsdam": TrainDefaults("train", "test", _ISPRS),
-    "vaihingen": TrainDefaults("train", "test", _ISPRS),
-    "loveda": TrainDefaults("train", "val", {}),  # the paper recipe trains on trainval (configs/finetune/)
-    "openearthmap": TrainDefaults("train", "val", {}),
-    "isaid": TrainDefaults("train", "val", {}),
-    "dior-r": TrainDefaults("train", "val", {}),
-    "dota-v1.0": TrainDefaults("train", "val", {}),
-    "dota-v1.5": TrainDefaults("train", "val", {}),
-    "dota-v2.0": TrainDefaults("train", "val", {}),
-}
-
-
-@dataclass(frozen=True)
 class DatasetPlan:
-    """One dataset of the run: its info, folder, splits, options, head and loss settings."""
+    """One dataset of the run: its record, folder, splits, options, head and loss settings."""
 
     name: str
-    info: Any  # DatasetInfo
+    info: DatasetInfo
     root: Path
     split: str
     val_split: str | None
     options: dict[str, Any]
     settings: DatasetSettings
-    head: Any  # HeadSpec
+    head: HeadSpec
 
     @property
     def task(self) -> str:
         """The task: segmentation or detection."""
         return self.info.task
-
-
-def head_for(info: Any, options: dict[str, Any]) -> Any:
-    """The model head of a dataset: its classes, minus ISPRS clutter when clutter is ignored (S5's 5 classes)."""
-    from s5cli.models.spec import HeadSpec
-
-    spec = info.head_spec()
-    if options.get("clutter") == "ignore" and spec.classes and spec.classes[-1] == "clutter":
-        return HeadSpec(
-            name=spec.name,
-            task=spec.task,
-            classes=spec.classes[:-1],
-            palette=spec.palette[:-1],
-            ignore_index=spec.ignore_index,
-        )
-    return spec
 
 
 def plan_datasets(cfg: FinetuneConfig) -> list[DatasetPlan]:
@@ -99,14 +62,13 @@ def plan_datasets(cfg: FinetuneConfig) -> list[DatasetPlan]:
             raise ConfigError(f"a dataset is named twice in datasets: {cfg.datasets}")
         if dinfo.task not in ("segmentation", "detection"):
             raise InputError(f"{name} has no labels to fine-tune on (a {dinfo.task} dataset)")
-        base = TRAIN_DEFAULTS.get(name, TrainDefaults("train", "val", {}))
-        options = {**base.options, **own.options}
-        val = own.val_split if own.val_split is not None else base.val_split
+        val = own.val_split if own.val_split is not None else dinfo.val_split
         val = None if val in (None, "none", "") else val
-        head = head_for(dinfo, options)
-        if dinfo.task == "detection" and cfg.model.detection:
-            head = head.model_copy(update={"options": dict(cfg.model.detection)})
-        plans.append(DatasetPlan(name, dinfo, Path(root), own.split or base.split, val, options, own, head))
+        size = cfg.crop_size if dinfo.task == "segmentation" else cfg.det_size
+        detection = dict(cfg.model.detection) if dinfo.task == "detection" else {}
+        head = HeadSpec.from_dataset(dinfo, size, options=detection)
+        split = own.split or dinfo.train_split
+        plans.append(DatasetPlan(name, dinfo, Path(root), split, val, dict(own.options), own, head))
     return plans
 
 
@@ -171,7 +133,8 @@ def train_view(plan: DatasetPlan, base: Dataset, cfg: FinetuneConfig) -> tuple[T
 
 
 def load_split(plan: DatasetPlan, split: str) -> Dataset:
-    """The loader of one split with the plan's options."""
+    """The loader of one training split with the plan's options, masks in the head's class ids."""
     from s5cli.datasets.registry import get_dataset
 
-    return get_dataset(plan.name, plan.root, split, **plan.options)
+    labels = HeadLabels(plan.info.classes, plan.head.classes)
+    return get_dataset(plan.name, plan.root, split, transforms=labels, **plan.options)

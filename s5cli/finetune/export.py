@@ -23,7 +23,6 @@ def export_checkpoint(
     """Write the dense single-dataset model of `checkpoint`'s head `dataset` to `output`; returns output."""
     from s5cli.models.checkpoint import load_checkpoint, save_checkpoint
     from s5cli.models.moe import export_dense
-    from s5cli.models.spec import ModelSpec
 
     check_output(output, overwrite)
     model, spec, rest = load_checkpoint(checkpoint)
@@ -31,12 +30,8 @@ def export_checkpoint(
     name = dataset if dataset in names else _canonical_or_none(dataset)
     if name not in names:
         raise InputError(f"no head for {dataset} in this checkpoint; it has: {', '.join(names)}", checkpoint)
-    dense = export_dense(model, name)
+    dense = export_dense(model, name)  # the head keeps its trained input (HeadSpec.input)
     extra = dict(rest.get("extra") or {})
-    size = int((extra.get("input_sizes") or {}).get(name, spec.input.tile_size))
-    dense.spec = ModelSpec.model_validate(
-        {**dense.spec.model_dump(), "input": {**dense.spec.input.model_dump(), "tile_size": size}}
-    )
     metrics = extra.get("metrics") or {}
     kept = {k: v for k, v in metrics.items() if not k.startswith("val_") or name in k}
     info = {
@@ -44,7 +39,6 @@ def export_checkpoint(
         "source": str(checkpoint),
         "source_stage": extra.get("stage"),
         "dataset": name,
-        "input_sizes": {name: size},
         "metrics": kept,
     }
     return save_checkpoint(output, dense, config=rest.get("config"), extra=info, overwrite=overwrite)

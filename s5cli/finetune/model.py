@@ -19,7 +19,7 @@ from s5cli.console import info, warn
 from s5cli.errors import ConfigError, InputError
 from s5cli.finetune.config import FinetuneConfig
 from s5cli.models.network import S5Model, build_model, head_key
-from s5cli.models.spec import HeadSpec, InputSpec, ModelSpec
+from s5cli.models.spec import HeadSpec, ModelSpec
 
 
 def _respec(spec: ModelSpec, **update: Any) -> ModelSpec:
@@ -27,7 +27,7 @@ def _respec(spec: ModelSpec, **update: Any) -> ModelSpec:
 
 
 def _with_spec(model: S5Model, spec: ModelSpec) -> S5Model:
-    """Swap in a spec that differs only in fields that build no parameters (input tile size, drop path)."""
+    """Swap in a spec that differs only in fields that build no parameters (heads' trained input, drop path)."""
     model.spec = spec
     return model
 
@@ -92,7 +92,6 @@ def build_finetune_model(cfg: FinetuneConfig, heads: list[HeadSpec]) -> S5Model:
             img_size=cfg.crop_size,
             drop_path=cfg.model.drop_path,
             decoder_channels=cfg.model.decoder_channels,
-            input=InputSpec(tile_size=cfg.crop_size),
         )
         model = build_model(spec)
     else:
@@ -124,7 +123,10 @@ def build_finetune_model(cfg: FinetuneConfig, heads: list[HeadSpec]) -> S5Model:
             else:
                 model = _dense_heads(upcycled)
             info(f"init: {init} ({dense.spec.preset}) -> {'MoE-MDF, one expert per dataset' if moe else 'dense'}")
-    spec = _respec(model.spec, input=model.spec.input.model_copy(update={"tile_size": cfg.crop_size}))
+    trained = {h.name: h.input for h in heads}  # each head records the input this run trains it at
+    spec = model.spec.model_copy(
+        update={"heads": [h.model_copy(update={"input": trained[h.name]}) for h in model.spec.heads]}
+    )
     model = _with_spec(model, spec)
     model.set_grad_checkpointing(cfg.model.grad_checkpointing)
     return model.train()

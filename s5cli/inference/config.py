@@ -1,4 +1,4 @@
-"""PredictConfig: one field per `s5 predict` option (configs/predict.yaml holds the commented defaults)."""
+"""PredictConfig: every setting of `s5 predict`; configs/predict.yaml holds the commented defaults."""
 
 from __future__ import annotations
 
@@ -7,29 +7,6 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from s5cli.config import StrictConfig
-
-# CLI option -> config field, checked both ways by a test (options that only steer the display,
-# --config and --json, are not config fields).
-OPTION_FIELDS: dict[str, str] = {
-    "scenes": "scenes",
-    "--output": "output",
-    "--checkpoint": "checkpoint",
-    "--raster": "raster",
-    "--dataset": "dataset",
-    "--tile-size": "tile_size",
-    "--overlap": "overlap",
-    "--batch-size": "batch_size",
-    "--bands": "bands",
-    "--gsd": "gsd",
-    "--stretch": "stretch",
-    "--probs": "probs",
-    "--simplify": "simplify",
-    "--min-area": "min_area",
-    "--sieve": "sieve",
-    "--preview": "preview",
-    "--device": "device",
-    "--overwrite": "overwrite",
-}
 
 
 class PredictConfig(StrictConfig):
@@ -40,8 +17,8 @@ class PredictConfig(StrictConfig):
     checkpoint: str | None = None
     raster: str | None = None  # class COG (one scene) or a folder of <scene>.tif (several scenes)
     dataset: str | None = None  # head of a multi-dataset checkpoint
-    tile_size: int | None = Field(default=None, ge=16)  # None: the checkpoint's InputSpec.tile_size
-    overlap: float = Field(default=0.25, ge=0.0, lt=1.0)  # fraction of the tile shared with each neighbour
+    tile_size: int | None = Field(default=None, ge=16)  # None: the size the head was trained at
+    overlap: float | None = Field(default=None, ge=0.0, lt=1.0)  # share of a tile between neighbours; None: the head's
     batch_size: int = Field(default=4, ge=1)
     bands: list[int] | None = None  # 1-based band numbers, in the checkpoint's band order
     gsd: Literal["auto", "native"] | float = "auto"  # metres per pixel the model runs at
@@ -74,32 +51,3 @@ class PredictConfig(StrictConfig):
         if value is not None and (not value or min(value) < 1):
             raise ValueError("bands are 1-based band numbers such as [1, 2, 3]")
         return value
-
-
-def parse_stretch(value: str | None) -> tuple[float, float] | None:
-    """'2,98' or 'p2,p98' -> (2.0, 98.0); None stays None."""
-    if value is None:
-        return None
-    from s5cli.errors import InputError
-
-    parts = [p.strip().lstrip("pP") for p in value.split(",")]
-    try:
-        lo, hi = (float(p) for p in parts)
-    except ValueError:
-        raise InputError(f"--stretch takes two percentiles such as 2,98, not '{value}'") from None
-    return lo, hi
-
-
-def parse_gsd(value: str | None) -> str | float | None:
-    """'auto', 'native' or metres as text -> the config value; None stays None."""
-    if value is None:
-        return None
-    from s5cli.errors import InputError
-
-    text = value.strip().lower()
-    if text in ("auto", "native"):
-        return text
-    try:
-        return float(text)
-    except ValueError:
-        raise InputError(f"--gsd takes metres per pixel, 'auto' or 'native', not '{value}'") from None

@@ -124,16 +124,17 @@ def detect_scene(plan: Any, predictor: Predictor, cfg: Any, gpkg: Any, scratch: 
     from s5cli.console import warn
     from s5cli.geo.files import atomic_output
     from s5cli.geo.vector import DETECTION_FIELDS, AreaCalculator, LayerWriter, detection_frame
+    from s5cli.inference.inputs import tile_and_overlap
     from s5cli.inference.normalize import make_normaliser
     from s5cli.inference.preview import render_preview
-    from s5cli.inference.scene import no_georef_warning, open_scene, tile_and_overlap
+    from s5cli.inference.scene import no_georef_warning, open_scene
     from s5cli.inference.sources import resampled
 
     t0 = time.perf_counter()
     tg, raster, head = plan.targets, plan.info, predictor.head
     if not raster.is_georeferenced:
         warn(no_georef_warning(tg.scene, raster))
-    tile, gap = tile_and_overlap(cfg, predictor)
+    tile, gap = tile_and_overlap(predictor.head, cfg.tile_size, cfg.overlap)
     with warnings.catch_warnings(), ExitStack() as outputs:
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         warnings.simplefilter("ignore", NodataShadowWarning)

@@ -8,7 +8,7 @@ for an argmax, machine.md) and float32 on CPU (so that results do not depend on 
 from __future__ import annotations
 
 import os
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +17,7 @@ from torch import nn
 
 from s5cli.errors import InputError
 from s5cli.models.spec import HeadSpec, ModelSpec
+from s5cli.training.device import inference_precision, resolve_device
 
 
 @dataclass
@@ -30,18 +31,12 @@ class Predictor:
     autocast: bool = True
 
     @property
-    def tile_size(self) -> int:
-        """The tile size the checkpoint was trained at."""
-        return int(self.spec.input.tile_size)
-
-    @property
     def num_bands(self) -> int:
         """Input bands the model takes."""
         return len(self.spec.input.bands)
 
     def _amp(self) -> AbstractContextManager[object]:
-        use_amp = self.autocast and self.device.type == "cuda"
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16) if use_amp else nullcontext()
+        return inference_precision("auto" if self.autocast else "off", self.device).autocast()
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """(B, C, T, T) float32 in [0, 1] -> (B, K, T, T) float32 class probabilities."""
@@ -80,22 +75,16 @@ def predictor_for(
         except StopIteration:
             dev = torch.device("cpu")
     else:
-        dev = torch.device(device) if not isinstance(device, str) else _resolve(device)
+        dev = torch.device(device) if not isinstance(device, str) else resolve_device(device)
     model = model.to(dev).eval()
     return Predictor(model=model, spec=spec, head=head, device=dev)
-
-
-def _resolve(name: str) -> torch.device:
-    from s5cli.training.distributed import resolve_device
-
-    return resolve_device(name, int(os.environ.get("LOCAL_RANK", "0")))
 
 
 def load_predictor(checkpoint: str | os.PathLike[str], dataset: str | None = None, device: str = "auto") -> Predictor:
     """Load a checkpoint (weights only, never code) onto a device and pick its head."""
     from s5cli.models.checkpoint import load_checkpoint
 
-    dev = _resolve(device)
+    dev = resolve_device(device)
     model, spec, _ = load_checkpoint(checkpoint, device=dev)
     head = spec.head(dataset)
     return Predictor(model=model, spec=spec, head=head, device=dev)

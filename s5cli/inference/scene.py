@@ -24,7 +24,7 @@ from s5cli.geo.raster import RasterInfo, info_of
 from s5cli.geo.vector import SEGMENT_FIELDS, AreaCalculator, LayerWriter, segment_frame
 from s5cli.inference.config import PredictConfig
 from s5cli.inference.engine import predict_source
-from s5cli.inference.inputs import resolve_bands, working_factor
+from s5cli.inference.inputs import resolve_bands, tile_and_overlap, working_factor
 from s5cli.inference.normalize import make_normaliser
 from s5cli.inference.preview import render_preview
 from s5cli.inference.sinks import GeoTiffSink, to_scene_grid
@@ -78,17 +78,6 @@ def plan_scene(targets: SceneTargets, predictor: Predictor, cfg: PredictConfig) 
     return ScenePlan(targets, raster, bands, factor)
 
 
-def tile_and_overlap(cfg: PredictConfig, predictor: Predictor) -> tuple[int, int]:
-    """Tile side (multiple of 16, default the checkpoint's) and overlap in pixels (a multiple of 2)."""
-    from s5cli.errors import InputError
-
-    tile = int(cfg.tile_size or predictor.tile_size)
-    if tile % 16:
-        raise InputError(f"--tile-size must be a multiple of 16 (the ViT patch size), got {tile}")
-    overlap = 2 * round(cfg.overlap * tile / 2)
-    return tile, min(overlap, tile - 16)
-
-
 def no_georef_warning(scene: str, raster: RasterInfo) -> str:
     """What the outputs of a scene without georeferencing are: on its pixel grid, or in pixel coordinates."""
     if raster.crs is None and not raster.transform.is_identity:
@@ -113,7 +102,7 @@ def _predict_scene(plan: ScenePlan, predictor: Predictor, cfg: PredictConfig, gp
         warn(no_georef_warning(tg.scene, raster))
     elif raster.is_rotated:
         info(f"{tg.scene}: rotated geotransform; outputs keep it and polygons use the full affine")
-    tile, overlap = tile_and_overlap(cfg, predictor)
+    tile, overlap = tile_and_overlap(predictor.head, cfg.tile_size, cfg.overlap)
     src = open_scene(tg.scene)
     work = src
     summary: dict[str, Any] = {"scene": tg.scene, "width": raster.width, "height": raster.height}

@@ -142,16 +142,7 @@ def open_rasterio_source(path: str) -> RasterioSource:
 
 
 def resampled(source: RasterioSource, factor: float) -> RasterioSource:
-    """The source on a grid `factor` times finer (factor > 1) or coarser, same CRS and extent (bilinear).
+    """The source on a grid `factor` times finer (factor > 1) or coarser, same CRS and extent (geo/resample.py)."""
+    from s5cli.geo.resample import resampled as warp
 
-    A WarpedVRT with a scaled transform: pixel-space scaling, so rotated geotransforms work too.
-    """
-    from rasterio.vrt import WarpedVRT
-
-    src = source.ds
-    width, height = max(1, round(src.width * factor)), max(1, round(src.height * factor))
-    transform = src.transform * Affine.scale(src.width / width, src.height / height)
-    if src.crs is None:
-        raise InputError("resampling to another GSD needs a georeferenced scene", source.name)
-    vrt = WarpedVRT(src, crs=src.crs, transform=transform, width=width, height=height, resampling=Resampling.bilinear)
-    return RasterioSource(vrt, name=source.name, parent=src)
+    return RasterioSource(warp(source.ds, factor), name=source.name, parent=source.ds)

@@ -19,7 +19,7 @@ import numpy as np
 from s5cli.errors import InputError
 from s5cli.geo.cog import CLASS_NODATA
 from s5cli.inference.engine import ArraySink, predict_source
-from s5cli.inference.inputs import resolve_bands
+from s5cli.inference.inputs import resolve_bands, tile_and_overlap
 from s5cli.inference.normalize import make_normaliser
 from s5cli.inference.sources import DataArraySource
 
@@ -33,7 +33,7 @@ def predict_dataarray(da: Any, checkpoint: Any, dataset: str | None = None, **op
         da: a rioxarray DataArray, e.g. from `rioxarray.open_rasterio(path, chunks=...)`.
         checkpoint: a checkpoint path, or a loaded model with a `.spec` (or a Predictor).
         dataset: the head of a multi-dataset checkpoint.
-        **options: tile_size (default: the checkpoint's), overlap (fraction, 0.25), batch_size (4),
+        **options: tile_size and overlap (a fraction; default: the head's trained input), batch_size (4),
             bands (1-based list), stretch ((low, high) percentiles), device ('auto'), and
             confidence=True to return a Dataset with `classes` and `confidence` (0..1) variables.
     """
@@ -54,10 +54,7 @@ def predict_dataarray(da: Any, checkpoint: Any, dataset: str | None = None, **op
     source = DataArraySource(da)
     bands = resolve_bands(source.count, options.get("bands"), predictor.spec.input, path=source.name)
     normalise = make_normaliser(source, predictor.spec.input, bands, options.get("stretch"))
-    tile = int(options.get("tile_size") or predictor.tile_size)
-    if tile % 16:
-        raise InputError(f"tile_size must be a multiple of 16, got {tile}")
-    overlap = min(2 * round(float(options.get("overlap", 0.25)) * tile / 2), tile - 16)
+    tile, overlap = tile_and_overlap(predictor.head, options.get("tile_size"), options.get("overlap"))
     sink = ArraySink(source.width, source.height)
     predict_source(
         source,

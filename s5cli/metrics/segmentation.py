@@ -135,11 +135,16 @@ class ConfusionMatrix:
 
 
 def metrics_for(dataset: Any) -> ConfusionMatrix:
-    """An accumulator with a dataset's classes, ignore value and excluded classes (a name or a DatasetInfo)."""
+    """An accumulator with a dataset's label classes, the ignore value and the classes left out of the means.
+
+    Args:
+        dataset: a dataset record (s5cli.datasets.info.DatasetInfo) or a registry name.
+    """
+    from s5cli.datasets.info import IGNORE
     from s5cli.datasets.registry import dataset_info
     from s5cli.errors import InputError
 
     info = dataset_info(dataset) if isinstance(dataset, str) else dataset
     if info.task != "segmentation":
         raise InputError(f"{info.name} is a {info.task} dataset; segmentation metrics do not apply")
-    return ConfusionMatrix(len(info.classes), info.ignore_index, info.classes, info.metric_exclude)
+    return ConfusionMatrix(len(info.classes), IGNORE, info.classes, info.excluded)

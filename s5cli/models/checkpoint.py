@@ -24,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 from s5cli.errors import InputError, UntrustedFileError
 from s5cli.geo.files import atomic_output, check_input
 from s5cli.models.network import S5Model, build_model
-from s5cli.models.spec import ModelSpec
+from s5cli.models.spec import ModelSpec, upgrade_spec
 
 FORMAT = "s5cli"
 VERSION = 1
@@ -123,8 +123,9 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict:
 
 def checkpoint_spec(ckpt: dict, path: str | os.PathLike[str] = "checkpoint") -> ModelSpec:
     """The ModelSpec stored in a checkpoint dict."""
+    extra = ckpt.get("extra") if isinstance(ckpt.get("extra"), dict) else {}
     try:
-        return ModelSpec.model_validate(ckpt["spec"])
+        return ModelSpec.model_validate(upgrade_spec(ckpt["spec"], extra.get("input_sizes")))
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(x) for x in err["loc"])

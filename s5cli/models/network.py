@@ -103,10 +103,8 @@ def build_head(spec: ModelSpec, head: HeadSpec, in_channels: int) -> nn.Module:
     """A fresh head for one dataset: UperNet + class conv, or the detection head."""
     if head.task == "segmentation":
         return SegmentationHead(in_channels, head.num_classes, spec.decoder_channels)
-    try:  # lazy: detection is another module, absent in segmentation-only installs
-        from s5cli.detection.head import build_detection_head
-    except ImportError as exc:
-        raise InputError(f"head '{head.name}' is a detection head, but detection is unavailable ({exc})") from None
+    from s5cli.detection.head import build_detection_head  # lazy: segmentation models never load detection
+
     return build_detection_head(in_channels, head.num_classes, **head.options)
 
 

@@ -24,7 +24,7 @@ from s5cli.models.checkpoint import safe_load, save_checkpoint
 from s5cli.models.known_heads import S5_SEGMENTATION_DATASETS, known_head
 from s5cli.models.network import build_model, head_key
 from s5cli.models.presets import preset_for_shape
-from s5cli.models.spec import HeadSpec, InputSpec, ModelSpec
+from s5cli.models.spec import HeadSpec, ModelSpec
 
 _BACKBONE_RULES = [
     (r"patch_embed\.projection\.(weight|bias)", r"backbone.patch_embed.proj.\1"),
@@ -216,14 +216,14 @@ def convert_official(
     ours.update(mapped)
     origin.update(head_origin)
     channels = next((v.shape[0] for k, v in rest.items() if k.endswith("fpn_bottleneck.conv.weight")), 256)
+    trained = side * 16  # the official models take exactly their position grid's size
     spec = ModelSpec(
         preset=preset,
-        heads=heads,
+        heads=[h.model_copy(update={"input": h.input.model_copy(update={"size": trained})}) for h in heads],
         moe=bool(experts),
         expert_width=width,
         decoder_channels=channels,
-        img_size=side * 16,
-        input=InputSpec(tile_size=side * 16),
+        img_size=trained,
     )
     return spec, ours, origin, unmapped + list(left)
 

@@ -1,4 +1,4 @@
-"""What a model is, as saved in every checkpoint: preset, heads (one per dataset) and input contract.
+"""What a model is, as saved in every checkpoint: preset, heads (one per dataset) and the input contract.
 
 The contract every part of s5cli relies on:
 - a model's `forward(x, dataset)` takes float images in [0, 1], shape (B, C, H, W) with
@@ -6,37 +6,104 @@ The contract every part of s5cli relies on:
   InputSpec.mean / InputSpec.std (so datasets, predict and curate all feed [0, 1] images);
 - raw pixels become [0, 1] by dividing by InputSpec.scale (255 for 8-bit), or by the percentile
   stretch that predict offers for 16-bit data;
-- one head per dataset name; a segmentation head returns logits (B, K, H, W) at the input size.
+- one head per dataset name; a segmentation head returns logits (B, K, H, W) at the input size;
+- each head carries the input it was trained on (HeadInput: tile or patch side, overlap), which
+  predict, evaluate and export read as their defaults.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from s5cli.config import StrictConfig
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)  # s5_method.md §0: ImageNet statistics on RGB in [0, 1]
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # ImageNet statistics on RGB in [0, 1] (S5's normalisation)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 Task = Literal["segmentation", "detection"]
 
 
+class HeadInput(StrictConfig):
+    """The input a head was trained on: the tile (segmentation) or patch (detection) side and the overlap."""
+
+    size: int = Field(ge=16)  # pixels a side
+    overlap: float = Field(ge=0.0, lt=1.0)  # share of `size` between neighbouring tiles or patches
+
+    @property
+    def overlap_px(self) -> int:
+        """Pixels shared by neighbouring tiles or patches (even, so that blends stay symmetric)."""
+        return min(2 * round(self.overlap * self.size / 2), self.size - 16)
+
+    @classmethod
+    def default(cls, task: Task) -> HeadInput:
+        """What predict assumes of a head that does not say: 512 tiles with 25 % overlap, DOTA's patches."""
+        if task == "segmentation":
+            return cls(size=512, overlap=0.25)
+        from s5cli.datasets.benchmarks import DOTA_V2_0
+
+        return cls(size=DOTA_V2_0.patch_size, overlap=DOTA_V2_0.patch_gap / DOTA_V2_0.patch_size)
+
+
 class HeadSpec(StrictConfig):
-    """One dataset's head: its task, class names, colours and ignore value."""
+    """One dataset's head: its task, class names, colours and the input it was trained on."""
 
     name: str
     task: Task = "segmentation"
     classes: list[str]
-    palette: list[tuple[int, int, int]] = Field(default_factory=list)
-    ignore_index: int = 255
+    palette: list[tuple[int, int, int]] = Field(default_factory=list)  # empty: a default palette is chosen
+    input: HeadInput  # filled with HeadInput.default(task) when not given
     options: dict[str, Any] = Field(default_factory=dict)  # detection: DetectionOptions overrides (e.g. fc_channels)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = {k: v for k, v in data.items() if k != "ignore_index"}  # checkpoints before 0.2 stored it
+            classes = data.get("classes") or []
+            if not data.get("palette"):
+                from s5cli.datasets.info import default_palette
+
+                data["palette"] = [list(c) for c in default_palette(len(classes))]
+            if data.get("input") is None:
+                data["input"] = HeadInput.default(data.get("task", "segmentation"))
+        return data
+
+    @model_validator(mode="after")
+    def _check_palette(self) -> HeadSpec:
+        if len(self.palette) != len(self.classes):
+            raise ValueError(f"{len(self.palette)} palette colours for {len(self.classes)} classes")
+        return self
 
     @property
     def num_classes(self) -> int:
         """Number of classes the head predicts."""
         return len(self.classes)
+
+    @classmethod
+    def from_dataset(cls, info: Any, size: int | None = None, **update: Any) -> HeadSpec:
+        """The head of a dataset record: its head classes and colours, trained at `size` px (default: its own).
+
+        Detection heads keep the dataset's patch overlap (DOTA: 200 px at 1024), scaled to `size`.
+        """
+        from s5cli.errors import InputError
+
+        if info.task not in ("segmentation", "detection"):
+            raise InputError(f"{info.name} has no labels, so no model head")
+        base = HeadInput.default(info.task)
+        overlap = base.overlap
+        if info.task == "detection" and info.patch_size and info.patch_gap is not None:
+            overlap = info.patch_gap / info.patch_size
+        head_input = HeadInput(size=size or base.size, overlap=overlap)
+        return cls(
+            name=info.name,
+            task=info.task,
+            classes=list(info.head_classes),
+            palette=[tuple(c) for c in info.head_palette],
+            input=head_input,
+            **update,
+        )
 
 
 class InputSpec(StrictConfig):
@@ -47,7 +114,6 @@ class InputSpec(StrictConfig):
     std: list[float] = Field(default_factory=lambda: list(IMAGENET_STD))
     scale: float | None = 255.0  # raw value mapped to 1.0; None: by dtype (255, 65535, 1.0 for floats)
     gsd: float | None = None  # ground sample distance of the training data in metres, when known
-    tile_size: int = 512  # the crop size the model was trained at
 
 
 class ModelSpec(StrictConfig):
@@ -56,7 +122,7 @@ class ModelSpec(StrictConfig):
     preset: str = "vit-b"
     heads: list[HeadSpec]
     moe: bool = False  # MoE-MDF experts in every block (one per head), else a dense FFN
-    expert_width: int = 256  # P in s5_method.md §3: output channels of each expert's fc2 slice
+    expert_width: int = 256  # P: output channels of each expert's fc2 slice (docs/method.md)
     img_size: int = 512  # position embedding stored at img_size / 16 tokens a side
     drop_path: float = 0.1
     decoder_channels: int = 256
@@ -76,3 +142,26 @@ class ModelSpec(StrictConfig):
                 return head
         names = ", ".join(h.name for h in self.heads)
         raise InputError(f"no head '{name}' in this model; it has: {names}")
+
+
+def upgrade_spec(data: dict[str, Any], input_sizes: dict[str, int] | None = None) -> dict[str, Any]:
+    """A spec as checkpoints before 0.2 stored it, in today's form.
+
+    They kept one tile size for the whole model (`input.tile_size`) and each head's trained size in the
+    checkpoint's `extra["input_sizes"]`; both become the heads' own HeadInput.
+    """
+    data = dict(data)
+    inputs = dict(data.get("input") or {})
+    tile = inputs.pop("tile_size", None)
+    data["input"] = inputs
+    heads = []
+    for head in data.get("heads") or []:
+        head = dict(head)
+        if head.get("input") is None:
+            size = (input_sizes or {}).get(head.get("name")) or (tile if head.get("task") != "detection" else None)
+            if size is not None:
+                default = HeadInput.default(head.get("task", "segmentation"))
+                head["input"] = {"size": int(size), "overlap": default.overlap}
+        heads.append(head)
+    data["heads"] = heads
+    return data

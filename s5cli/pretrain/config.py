@@ -1,23 +1,24 @@
 """PretrainConfig: every setting of `s5 pretrain`, strict (unknown key -> exit 2), saved with the run.
 
-Relative paths are read from the current directory. `batch_size` is GLOBAL (labeled images per
-optimiser step over all ranks; the unlabeled batch has the same size, S4P's 96 + 96), so one config
+Relative paths are read from the current directory. `global_batch_size` is labeled images per
+optimiser step over ALL ranks (the unlabeled batch has the same size, S4P's 96 + 96), so one config
 gives the same recipe on 1 laptop or 8 GPUs: each process draws `micro_batch_size` images per
-forward and accumulates `batch_size / (world_size * micro_batch_size)` micro-batches.
+forward and accumulates `global_batch_size / (world_size * micro_batch_size)` micro-batches.
+The run controls (output, resume, device, amp, logging and checkpoint cadence) are the shared
+`RunSettings` (training/stage.py).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field, model_validator
 
 from s5cli.config import StrictConfig
 from s5cli.errors import ConfigError
 from s5cli.pretrain.fixmatch import FixMatchConfig
-from s5cli.training.optim import OptimConfig
-from s5cli.training.schedules import ScheduleConfig
+from s5cli.training.stage import RunSettings
 
 
 class ModelConfig(StrictConfig):
@@ -54,45 +55,28 @@ class UnlabeledConfig(StrictConfig):
         return self
 
 
-class PretrainConfig(StrictConfig):
+class PretrainConfig(RunSettings):
     """`s5 pretrain` (S4P): FixMatch semi-supervised segmentation pre-training."""
 
-    # run
-    output: Path = Path("runs/pretrain")  # the run directory
-    overwrite: bool = False
-    resume: bool = False  # continue from the newest state in `output`
-    device: str = "auto"  # auto | cpu | cuda | cuda:N (torchrun: each rank its local GPU)
-    seed: int = 2025  # S4P's seed
-    stop_after: int | None = Field(None, ge=1)  # stop after this many iterations (with a state), to resume later
+    output: Path = Path("runs/pretrain")
     # data
     labeled: LabeledConfig = Field(default_factory=LabeledConfig)
     unlabeled: UnlabeledConfig
     crop_size: int = Field(512, ge=16)
-    workers: int = Field(4, ge=0)  # data-loading processes per rank and stream
     # model and optimisation
     model: ModelConfig = Field(default_factory=ModelConfig)
     iterations: int = Field(120_000, ge=1)
-    batch_size: int = Field(96, ge=1)  # global labeled batch (and unlabeled batch)
-    micro_batch_size: int | None = Field(None, ge=1)  # per process and forward; None: batch_size / world_size
-    optim: OptimConfig = Field(default_factory=OptimConfig)
-    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
-    amp: Literal["auto", "bf16", "fp16", "off"] = "auto"
-    grad_clip: float | None = Field(None, gt=0.0)
+    global_batch_size: int = Field(96, ge=1)  # labeled images per step over all ranks (and as many unlabeled)
+    micro_batch_size: int | None = Field(None, ge=1)  # per process and forward; None: global / world size
     fixmatch: FixMatchConfig = Field(default_factory=FixMatchConfig)
-    find_unused_parameters: bool = False  # DDP
-    # logging
-    log_every: int = Field(200, ge=1)
-    eval_every: int = Field(2000, ge=0)  # 0: validate only at the end
-    eval_max_images: int | None = Field(None, ge=1)  # validate on the first N val samples only
-    checkpoint_every: int = Field(20_000, ge=0)
-    keep_checkpoints: int = Field(2, ge=0)  # 0 keeps all
 
 
 def accumulation_steps(cfg: PretrainConfig, world_size: int) -> tuple[int, int]:
     """(micro-batch per process, micro-batches per step) for a world size; ConfigError if they do not divide."""
-    micro = cfg.micro_batch_size or cfg.batch_size // max(world_size, 1)
-    if micro < 1 or cfg.batch_size % (world_size * micro):
+    total = cfg.global_batch_size
+    micro = cfg.micro_batch_size or total // max(world_size, 1)
+    if micro < 1 or total % (world_size * micro):
         raise ConfigError(
-            f"batch_size {cfg.batch_size} is not divisible by world size {world_size} x micro_batch_size {micro}"
+            f"global_batch_size {total} is not divisible by world size {world_size} x micro_batch_size {micro}"
         )
-    return micro, cfg.batch_size // (world_size * micro)
+    return micro, total // (world_size * micro)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +24,23 @@ def labeled_root(cfg: PretrainConfig) -> Path:
     raise ConfigError("set labeled.root (the dataset folder) or labeled.data_root (a folder of datasets)")
 
 
-def labeled_source(cfg: PretrainConfig, split: str) -> tuple[Dataset, Any]:
-    """(dataset, DatasetInfo) of the labeled source for a split; it must be a segmentation dataset."""
-    from s5cli.datasets.registry import dataset_info, get_dataset
+def labeled_info(cfg: PretrainConfig) -> Any:
+    """The record of the labeled source; it must be a segmentation dataset."""
+    from s5cli.datasets.registry import dataset_info
 
-    root = labeled_root(cfg)
-    info = dataset_info(cfg.labeled.dataset, root)
+    info = dataset_info(cfg.labeled.dataset, labeled_root(cfg))
     if info.task != "segmentation":
         raise ConfigError(f"labeled.dataset '{info.name}' is a {info.task} dataset; S4P needs segmentation labels")
-    return get_dataset(cfg.labeled.dataset, root, split, **cfg.labeled.options), info
+    return info
+
+
+def labeled_source(cfg: PretrainConfig, split: str, head_classes: Sequence[str]) -> Dataset:
+    """The labeled source's split, its masks in the head's class ids (classes the head lacks ignored)."""
+    from s5cli.datasets.base import HeadLabels
+    from s5cli.datasets.registry import get_dataset
+
+    labels = HeadLabels(labeled_info(cfg).classes, head_classes)
+    return get_dataset(cfg.labeled.dataset, labeled_root(cfg), split, transforms=labels, **cfg.labeled.options)
 
 
 def unlabeled_source(cfg: PretrainConfig) -> Dataset:

@@ -30,7 +30,8 @@ from pydantic import Field
 from torch import nn
 
 from s5cli.config import StrictConfig
-from s5cli.pretrain.views import IGNORE, ViewConfig
+from s5cli.datasets.info import IGNORE
+from s5cli.pretrain.views import ViewConfig
 from s5cli.training.distributed import unwrap
 
 

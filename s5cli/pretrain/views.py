@@ -20,14 +20,13 @@ from torch.utils.data import Dataset
 
 from s5cli.config import StrictConfig
 from s5cli.datasets.augment import cutmix_box, strong_view, weak_view
+from s5cli.datasets.info import IGNORE
 from s5cli.errors import InputError
 from s5cli.training.data import SampleKey
 
-IGNORE = 255
-
 
 class ViewConfig(StrictConfig):
-    """Augmentation settings (defaults = S4P, s5_method.md §1)."""
+    """Augmentation settings (defaults = S4P, docs/method.md)."""
 
     scale_range: tuple[float, float] = (0.5, 2.0)
     cutmix_p: float = 0.5

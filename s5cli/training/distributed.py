@@ -16,7 +16,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from s5cli.errors import ConfigError
+from s5cli.training.device import resolve_device
 
 _DIST_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE")
 
@@ -40,26 +40,6 @@ class DistContext:
     def distributed(self) -> bool:
         """True when a process group is up (world size > 1 or launched by torchrun)."""
         return self.backend is not None
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """'auto' -> cuda when available else cpu; 'cuda' -> this process's local GPU; 'cuda:N' kept."""
-    name = name.strip().lower()
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cpu":
-        return torch.device("cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device '{name}' asked for but no CUDA GPU is available; use --device cpu")
-        if name == "cuda":
-            return torch.device("cuda", local_rank)
-        try:
-            index = int(name.split(":", 1)[1])
-        except (IndexError, ValueError):
-            raise ConfigError(f"device '{name}' is not auto, cpu, cuda or cuda:N") from None
-        return torch.device("cuda", index)
-    raise ConfigError(f"device '{name}' is not auto, cpu, cuda or cuda:N")
 
 
 def launched_by_torchrun() -> bool:

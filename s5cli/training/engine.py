@@ -25,11 +25,12 @@ micro-steps per iteration (DDP `no_sync` on all but the last), loss / accumulati
 the scaler, optional grad-norm clipping, optimizer and schedule step, EMA update; every
 `log_every` iterations a metrics.csv row (the step's stats averaged over the interval and ranks,
 plus lr, images/s and data_wait = share of wall time spent waiting for batches); every
-`eval_every` iterations `eval_fn(model, ctx)` on every rank (prefixed `val_`), and when
-`settings.best_metric` improves, `on_best(model, values, iteration)` on rank 0 (finetune's best
-checkpoint; the best value survives resumes); every `checkpoint_every` iterations (and at
+`eval_every` iterations `eval_fn(model, ctx)` on every rank (prefixed `val_`, printed), and when
+`settings.best_metric` improves, `on_best(model, values, iteration)` on rank 0 (the stages' best.pt;
+the best value survives resumes); every `checkpoint_every` iterations (and at
 `stop_after`) a resumable state. Rank 0 alone writes. The returned model is unwrapped and in eval
-mode; the stage writes its final checkpoint.
+mode. Log rows print the stats the stage names in `settings.show`. training/stage.py runs a stage
+around this: distributed set-up, the run directory, the final checkpoint and shut-down.
 
 StepContext gives the step: `device`, `autocast()`, `iteration`, `epoch` (iteration //
 iters_per_epoch, e.g. for per-dataset start epochs), `micro_step`, `accumulation`, `dist` and `ema`.
@@ -51,8 +52,8 @@ import torch
 from torch import nn
 
 from s5cli.console import info, progress_bar, show_progress
-from s5cli.training.amp import Precision, resolve_precision
 from s5cli.training.data import InfiniteLoader
+from s5cli.training.device import AmpMode, Precision, resolve_precision
 from s5cli.training.distributed import (
     DistContext,
     all_gather_objects,
@@ -79,7 +80,7 @@ class LoopSettings:
 
     iterations: int
     accumulation: int = 1  # micro-batches per optimiser step
-    amp: str = "auto"  # auto | bf16 | fp16 | off (training/amp.py)
+    amp: AmpMode = "auto"  # training/device.py
     grad_clip: float | None = None  # max total grad norm; None: no clipping
     log_every: int = 50
     eval_every: int = 0  # 0: only at the end (when an eval_fn is given)
@@ -95,6 +96,7 @@ class LoopSettings:
     find_unused_parameters: bool = False  # DDP: set when some parameters get no gradient
     best_metric: str | None = None  # an eval_fn key; on_best is called when it improves
     best_mode: Literal["max", "min"] = "max"
+    show: tuple[str, ...] = ("loss",)  # the step's stats printed with each log row (the stage declares them)
     description: str = "train"
 
 
@@ -254,6 +256,8 @@ class Trainer:
             values = self.eval_fn(model, self.ctx)
         model.train()
         self.metrics.log(self.iteration, values, prefix="val_")
+        if self.dist.is_main and values:
+            info(f"[{self.iteration}/{self.settings.iterations}] validation: " + _format(values))
         key = self.settings.best_metric
         if key is not None and key in values and math.isfinite(values[key]):
             better = self.best is None or (
@@ -356,7 +360,9 @@ class Trainer:
                     if bar is not None:
                         bar.set_rate(f"{last['images_per_s']:.1f} img/s")
                     if self.dist.is_main and not show_progress():
-                        _print_row(self.iteration, s.iterations, last)
+                        shown = {k: v for k, v in last.items() if k in s.show}
+                        rate = f"lr {last['lr']:.3g} {last['images_per_s']:.1f} img/s"
+                        info(f"[{self.iteration}/{s.iterations}] {_format(shown)} {rate}")
                     sums, window_steps, window_wait, window_start = {}, 0, 0.0, time.perf_counter()
                 if (s.eval_every and self.iteration % s.eval_every == 0) or at_end:
                     last.update({f"val_{k}": v for k, v in self._evaluate().items()})
@@ -372,7 +378,5 @@ class Trainer:
         return TrainResult(model, self.iteration, finished, self.ema, last)
 
 
-def _print_row(iteration: int, total: int, row: dict[str, float]) -> None:
-    shown = {k: v for k, v in row.items() if k in ("loss", "loss_x", "loss_u", "mask_ratio", "val_miou")}
-    parts = " ".join(f"{k} {v:.4g}" for k, v in shown.items())
-    info(f"[{iteration}/{total}] {parts} lr {row.get('lr', 0):.3g} {row.get('images_per_s', 0):.1f} img/s")
+def _format(values: Mapping[str, float]) -> str:
+    return " ".join(f"{k} {v:.4g}" for k, v in values.items())

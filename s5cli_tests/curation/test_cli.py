@@ -2,27 +2,12 @@ import json
 from pathlib import Path
 
 import pytest
-import typer
 
 from s5cli.cli import app
-from s5cli.cli.curate_cmd import OPTION_FIELDS, RUN_OPTIONS
 from s5cli.config import load_config
 from s5cli.curation.config import CurateConfig
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def curate_params():
-    command = typer.main.get_command(app).commands["curate"]
-    return [p for p in command.params if p.param_type_name == "option"]
-
-
-def test_every_option_maps_to_a_field_and_back():
-    longs = {o for p in curate_params() for o in p.opts if o.startswith("--")} - {"--help"}
-    assert longs - RUN_OPTIONS == set(OPTION_FIELDS)
-    assert set(OPTION_FIELDS.values()) == set(CurateConfig.model_fields)
-    # kebab-case names match the fields
-    assert all(opt[2:].replace("-", "_") == field for opt, field in OPTION_FIELDS.items())
 
 
 def test_yaml_defaults_are_the_config_defaults():
@@ -63,7 +48,7 @@ def test_existing_output_exits_2(runner, tmp_path, scene_rgb):
     [
         ([], "one of them"),
         (["x.tif"], "missing -o"),
-        (["x.tif", "-o", "c", "--overlap", "600"], "overlap"),
+        (["x.tif", "-o", "c", "--overlap", "1.5"], "overlap"),
         (["x.tif", "-o", "c", "--shard", "2/2"], "0-based"),
         (["x.tif", "-o", "c", "--format", "webp"], "format"),
         (["x.tif", "-o", "c", "--bands", "0"], "--bands"),
@@ -80,12 +65,12 @@ def test_run_report_and_merge_through_the_cli(runner, tmp_path, scene_rgb):
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text("chip_size: 48\nmin_std: 1.0\n")
     result = runner.invoke(
-        app, ["curate", str(scene_rgb), "-o", str(out), "--config", str(cfg), "--overlap", "8", "--json"]
+        app, ["curate", str(scene_rgb), "-o", str(out), "--config", str(cfg), "--overlap", "0.1667", "--json"]
     )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["merged"] and summary["chips"] == 6  # 96 x 80 at 48 px with 8 px overlap: 3 x 2
-    assert json.loads((out / "curate.json").read_text())["plan"]["overlap"] == 8
+    assert json.loads((out / "curate.json").read_text())["plan"]["overlap"] == 0.1667
     result = runner.invoke(app, ["curate", "--report", str(out)])
     assert result.exit_code == 0, result.output
     assert "kept" in result.stdout and "report_footprints.png" in result.stdout

@@ -5,7 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from s5cli.curation.teacher import NO_LABEL, chip_stats, default_palette, load_teacher, write_mask
+from s5cli.curation.teacher import NO_LABEL, chip_stats, load_teacher, write_mask
+from s5cli.datasets.info import NEUTRAL, default_palette
 from s5cli.errors import InputError
 from s5cli_tests.curation.conftest import H_BRIGHT, H_DARK
 
@@ -85,7 +86,7 @@ def test_mask_png_has_palette(tmp_path):
         assert im.mode == "P"
         assert im.getpalette()[:6] == [0, 0, 0, 255, 0, 0]
         np.testing.assert_array_equal(np.asarray(im), labels)
-    assert default_palette(3)[0] == (0, 0, 0) and len(set(default_palette(16))) == 16
+    assert default_palette(3, background=0)[0] == NEUTRAL and len(set(default_palette(16))) == 16
 
 
 def test_real_tiny_checkpoint(tiny_checkpoint):

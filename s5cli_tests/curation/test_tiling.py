@@ -60,7 +60,7 @@ def test_low_std_rule_records_the_value(tmp_path):
 
 def test_overlap(tmp_path):
     scene = write_tif(tmp_path / "s.tif", textured(64, 96, seed=1))
-    result = run(scene, tmp_path / "c", chip_size=32, overlap=16)
+    result = run(scene, tmp_path / "c", chip_size=32, overlap_px=16)
     assert sorted({r["col"] for r in result.rows}) == [0, 16, 32, 48, 64]
     assert sorted({r["row"] for r in result.rows}) == [0, 16, 32]
 

@@ -117,7 +117,9 @@ def test_split_by_fraction(project) -> None:
 def test_info_and_head(project) -> None:
     info = custom_info(project())
     assert info.name == "mytown" and info.classes == ("background", "building", "road")
-    head = info.head_spec()
+    from s5cli.models.spec import HeadSpec
+
+    head = HeadSpec.from_dataset(info)
     assert head.name == "mytown" and head.num_classes == 3 and len(head.palette) == 3
 
 

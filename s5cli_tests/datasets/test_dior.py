@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from s5cli.datasets.benchmarks import DIOR_CLASSES
 from s5cli.datasets.dior import DIORR
-from s5cli.datasets.registry import DIOR_CLASSES
 from s5cli.errors import InputError
 from s5cli_tests.datasets.conftest import truncate
 

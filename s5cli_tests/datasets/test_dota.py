@@ -5,8 +5,9 @@ import pytest
 import torch
 from PIL import Image
 
+from s5cli.datasets.benchmarks import DOTA_CLASSES
 from s5cli.datasets.dota import parse_label_txt
-from s5cli.datasets.registry import DOTA_CLASSES, get_dataset
+from s5cli.datasets.registry import get_dataset
 from s5cli.errors import InputError
 from s5cli_tests.datasets.conftest import truncate
 

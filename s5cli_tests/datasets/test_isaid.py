@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from s5cli.datasets.benchmarks import ISAID_CLASSES, ISAID_PALETTE
 from s5cli.datasets.isaid import ISAID
-from s5cli.datasets.registry import ISAID_CLASSES, ISAID_PALETTE
 from s5cli.errors import InputError
 from s5cli_tests.datasets.conftest import read_rgb, truncate
 

@@ -5,8 +5,9 @@ import pytest
 import rasterio
 import torch
 
+from s5cli.datasets.benchmarks import ISPRS_CLASSES, ISPRS_PALETTE
 from s5cli.datasets.isprs import Potsdam, Vaihingen
-from s5cli.datasets.registry import ISPRS_CLASSES, ISPRS_PALETTE, get_dataset
+from s5cli.datasets.registry import get_dataset
 from s5cli.errors import InputError
 from s5cli_tests.datasets.conftest import read_rgb, truncate
 

@@ -28,7 +28,7 @@ def test_tables() -> None:
     for info in DATASETS.values():
         if info.palette:
             assert len(info.palette) == len(info.classes)
-    assert DATASETS["potsdam"].metric_exclude == ("clutter",)
+    assert DATASETS["potsdam"].ignored == ("clutter",) and DATASETS["potsdam"].excluded == ("clutter",)
     assert DATASETS["openearthmap"].metric_exclude == ()
     assert (DATASETS["potsdam"].crop_size, DATASETS["potsdam"].stride, DATASETS["potsdam"].test_stride) == (
         512,
@@ -39,12 +39,15 @@ def test_tables() -> None:
 
 
 def test_head_spec() -> None:
-    head = dataset_info("vaihingen").head_spec()
-    assert head.name == "vaihingen" and head.task == "segmentation" and head.num_classes == 6
-    assert head.palette[1] == (0, 0, 255) and head.ignore_index == 255
-    assert dataset_info("dior-r").head_spec().task == "detection"
+    from s5cli.models.spec import HeadSpec
+
+    head = HeadSpec.from_dataset(dataset_info("vaihingen"))
+    assert head.name == "vaihingen" and head.task == "segmentation" and head.num_classes == 5  # clutter ignored
+    assert head.palette[1] == (0, 0, 255) and "clutter" not in head.classes
+    dior = HeadSpec.from_dataset(dataset_info("dior-r"), 1024)
+    assert dior.task == "detection" and (dior.input.size, dior.input.overlap_px) == (1024, 200)
     with pytest.raises(InputError, match="no labels"):
-        dataset_info("million-aid").head_spec()
+        HeadSpec.from_dataset(dataset_info("million-aid"))
 
 
 def test_find_dataset_root(tmp_path: Path, data_dir: Path) -> None:

@@ -11,17 +11,21 @@ from torch import nn
 
 from s5cli.inference.predictor import Predictor, predictor_for
 from s5cli.models.spec import HeadSpec, InputSpec, ModelSpec
+from s5cli_tests.models.tiny import trained_at
 
 PALETTE = [(200, 30, 30), (30, 200, 30), (30, 30, 200)]
 
 
 def standin_spec(classes: int = 3, bands: int = 3, tile: int = 32, gsd: float | None = None) -> ModelSpec:
     names = ["red", "green", "blue", "nir"][:bands]
+    head = HeadSpec(name="toy", classes=[f"c{i}" for i in range(classes)], palette=PALETTE[:classes])
     return ModelSpec(
         preset="vit-nano",
-        heads=[HeadSpec(name="toy", classes=[f"c{i}" for i in range(classes)], palette=PALETTE[:classes])],
+        heads=trained_at(
+            [HeadSpec(name="toy", classes=[f"c{i}" for i in range(classes)], palette=PALETTE[:classes])], tile
+        ),
         img_size=tile,
-        input=InputSpec(bands=names, mean=[0.5] * bands, std=[0.25] * bands, tile_size=tile, gsd=gsd),
+        input=InputSpec(bands=names, mean=[0.5] * bands, std=[0.25] * bands, gsd=gsd),
     )
 
 
@@ -64,10 +68,10 @@ def tiny_checkpoint(
     torch.manual_seed(0)
     spec = ModelSpec(
         preset="vit-nano",
-        heads=heads,
+        heads=trained_at(heads, tile),
         img_size=tile,
         decoder_channels=32,
-        input=InputSpec(tile_size=tile, gsd=gsd),
+        input=InputSpec(gsd=gsd),
     )
     model = build_model(spec)
     with torch.no_grad():  # a fresh head predicts one class everywhere; give it some contrast

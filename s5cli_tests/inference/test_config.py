@@ -1,29 +1,13 @@
 from pathlib import Path
 
 import pytest
-import typer.main
 
-from s5cli.cli import app
+from s5cli.cli.options import parse_gsd, parse_stretch
 from s5cli.config import load_config
 from s5cli.errors import ConfigError, InputError
-from s5cli.inference.config import OPTION_FIELDS, PredictConfig, parse_gsd, parse_stretch
+from s5cli.inference.config import PredictConfig
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-DISPLAY_ONLY = {"--config", "--json", "--help"}
-
-
-def cli_options() -> set[str]:
-    command = typer.main.get_command(app).commands["predict"]
-    names = set()
-    for param in command.params:
-        longs = [o for o in param.opts if o.startswith("--")]
-        names.add(longs[0] if longs else param.name)
-    return names - DISPLAY_ONLY
-
-
-def test_every_option_maps_to_a_field_and_back() -> None:
-    assert cli_options() == set(OPTION_FIELDS)
-    assert set(OPTION_FIELDS.values()) == set(PredictConfig.model_fields)
 
 
 def test_shipped_yaml_holds_the_defaults() -> None:

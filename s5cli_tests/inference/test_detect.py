@@ -18,7 +18,8 @@ from s5cli.inference.normalize import Normaliser
 from s5cli.inference.predictor import predictor_for
 from s5cli.inference.scene import SceneTargets, plan_scene
 from s5cli.inference.sources import RasterioSource
-from s5cli.models.spec import HeadSpec, InputSpec, ModelSpec
+from s5cli.models.spec import HeadSpec, ModelSpec
+from s5cli_tests.models.tiny import trained_at
 
 SQUARES = [(20, 10, 12, 8), (70, 60, 10, 10)]  # (col, row, width, height) of bright objects in the scene
 
@@ -56,7 +57,7 @@ class BrightBoxes(nn.Module):
 
 def det_spec(tile: int = 32) -> ModelSpec:
     head = HeadSpec(name="dota", task="detection", classes=["plane", "ship"], palette=[(255, 0, 0), (0, 0, 255)])
-    return ModelSpec(preset="vit-nano", heads=[head], img_size=tile, input=InputSpec(tile_size=tile))
+    return ModelSpec(preset="vit-nano", heads=trained_at([head], tile), img_size=tile)
 
 
 def bright_scene(path: Path, nodata_cols: int = 0) -> Path:

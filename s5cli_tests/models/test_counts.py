@@ -2,7 +2,7 @@
 
 import pytest
 
-from s5cli.models.catalog import segmentation_specs
+from s5cli.models.catalog import paper_specs
 from s5cli.models.network import count_parameters
 
 # Paper table, in millions, one decimal: (single dataset, MoE-MDF over the four segmentation datasets).
@@ -11,7 +11,7 @@ PAPER = {"vit-b": (103.2, 160.4), "vit-l": (327.4, 435.0), "vit-h": (663.4, 824.
 
 @pytest.mark.parametrize("preset", sorted(PAPER))
 def test_segmentation_counts_match_paper(preset):
-    single, multi = segmentation_specs(preset)
+    single, multi = paper_specs(preset)
     assert [h.num_classes for h in multi.heads] == [5, 5, 9, 7]
     for spec, expected in zip((single, multi), PAPER[preset]):
         count = count_parameters(spec)
@@ -19,7 +19,7 @@ def test_segmentation_counts_match_paper(preset):
 
 
 def test_moe_adds_three_partial_experts_and_three_decoders():
-    single, multi = segmentation_specs("vit-b")
+    single, multi = paper_specs("vit-b")
     extra_experts = 12 * 3 * (4 * 768 * 256 + 256)  # L * 3 * (4D*P + P), s5_method.md §3
     d, c, bn = 768, 256, 512  # UPerHead(256) on D channels; a BatchNorm has 2 * 256 parameters
     ppm, bottleneck = 4 * (d * c + bn), (d + 4 * c) * c * 9 + bn

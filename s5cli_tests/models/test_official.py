@@ -4,7 +4,7 @@ import torch
 
 from s5cli.errors import InputError, UntrustedFileError
 from s5cli.models.checkpoint import load_checkpoint, read_checkpoint
-from s5cli.models.known_heads import S5_NUM_CLASSES, S5_SEGMENTATION_DATASETS, known_head
+from s5cli.models.known_heads import S5_SEGMENTATION_DATASETS, known_head
 from s5cli.models.network import build_model
 from s5cli.models.official import convert_official, import_official, unwrap_state_dict
 from s5cli.models.spec import ModelSpec
@@ -13,7 +13,7 @@ from s5cli_tests.models.official_keys import official_encoder, official_mdf, off
 from s5cli_tests.models.test_checkpoint import _Payload
 from s5cli_tests.models.tiny import images, randomise
 
-S5_HEADS = [known_head(n, S5_NUM_CLASSES[n]) for n in S5_SEGMENTATION_DATASETS]
+S5_HEADS = [known_head(n) for n in S5_SEGMENTATION_DATASETS]
 
 
 def _model(spec: ModelSpec, seed: int = 0):

@@ -38,3 +38,8 @@ def tiny_model(*names: str, moe: bool = False, seed: int = 0, **kw) -> S5Model:
 
 def images(batch: int = 2, size: int = 64, seed: int = 0, channels: int = 3) -> torch.Tensor:
     return torch.rand(batch, channels, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+def trained_at(heads_: list[HeadSpec], size: int) -> list[HeadSpec]:
+    """The heads with `size` as their trained input side (each keeps its task's default overlap)."""
+    return [h.model_copy(update={"input": h.input.model_copy(update={"size": size})}) for h in heads_]

@@ -54,15 +54,16 @@ def build_checkpoint(path: Path, heads: list, tile: int = 64, bands: int = 3) ->
     from s5cli.models.checkpoint import save_checkpoint
     from s5cli.models.network import build_model
     from s5cli.models.spec import InputSpec, ModelSpec
+    from s5cli_tests.models.tiny import trained_at
 
     torch.manual_seed(0)
     names = ["red", "green", "blue", "nir"][:bands]
     spec = ModelSpec(
         preset="vit-nano",
-        heads=heads,
+        heads=trained_at(heads, tile),
         img_size=tile,
         decoder_channels=32,
-        input=InputSpec(bands=names, mean=[0.5] * bands, std=[0.25] * bands, tile_size=tile, gsd=0.5),
+        input=InputSpec(bands=names, mean=[0.5] * bands, std=[0.25] * bands, gsd=0.5),
     )
     model = build_model(spec)
     with torch.no_grad():  # a fresh head predicts one class everywhere; give it some contrast

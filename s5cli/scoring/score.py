@@ -1,9 +1,12 @@
 """Score one model head on one dataset split: predictions by an eval mode, then the dataset's metric.
 
-Used by `s5 evaluate` and by the fine-tuning validation. Samples are sharded over ranks (every
-world_size-th one); segmentation confusion matrices are summed and detection records gathered across
-ranks, so every rank returns the same result. Metric conventions are the dataset's (metrics/):
-segmentation mIoU / mF1 / OA from one confusion matrix per split, detection mAP VOC07 at IoU 0.5.
+The one scoring path: `s5 evaluate`, and the validation of `s5 pretrain` and `s5 finetune`. Samples
+are sharded over ranks (every world_size-th one); segmentation confusion matrices are summed and
+detection records gathered across ranks, so every rank returns the same result. Metric conventions
+are the dataset's (metrics/): segmentation mIoU / mF1 / OA from one confusion matrix per split,
+detection mAP VOC07 at IoU 0.5.
+Heads and labels meet by class name: a head's predictions are scored as the label classes of the same
+names, and label classes the head does not predict (ISPRS clutter) are not scored (IGNORE).
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from s5cli.console import progress_bar
-from s5cli.evaluation.modes import Autocast, Mode, detect, detect_patches, segment
+from s5cli.datasets.info import IGNORE, Mode
+from s5cli.scoring.modes import Autocast, detect, detect_patches, segment
 from s5cli.training.distributed import DistContext, all_gather_objects, all_reduce_sum
 
 
@@ -61,12 +65,15 @@ def _clean(value: float | None) -> float | None:
 
 
 class _SegmentationScore:
-    """Confusion matrix of a split: predictions are class maps (H, W)."""
+    """Confusion matrix over the label classes of a split: predictions are head class maps (H, W)."""
 
-    def __init__(self, info: Any) -> None:
+    def __init__(self, info: Any, head_classes: list[str]) -> None:
         from s5cli.metrics.segmentation import metrics_for
 
         self.cm = metrics_for(info)
+        self.label_of = torch.tensor([info.classes.index(c) for c in head_classes])  # head id -> label id
+        self.target = torch.arange(256)  # label id -> itself, or IGNORE when the head does not predict it
+        self.target[[i for i, c in enumerate(info.classes) if c not in head_classes]] = IGNORE
 
     def predict(self, model: nn.Module, image: torch.Tensor, name: str, s: EvalSettings, autocast: Autocast) -> Any:
         probs = segment(
@@ -78,7 +85,7 @@ class _SegmentationScore:
     def add(self, sample: dict[str, Any], pred: Any) -> bool:
         if "mask" not in sample:
             return False
-        self.cm.update(pred, sample["mask"])
+        self.cm.update(self.label_of[pred], self.target[sample["mask"].long().clamp(0, IGNORE)])
         return True
 
     def reduce(self, dist: DistContext) -> None:
@@ -100,7 +107,7 @@ class _SegmentationScore:
 class _DetectionScore:
     """Rotated-box mAP of a split: predictions are {"boxes", "scores", "labels"} in image pixels."""
 
-    def __init__(self, info: Any) -> None:
+    def __init__(self, info: Any, head_classes: list[str]) -> None:
         from s5cli.metrics.detection import DetectionEvaluator
 
         self.evaluator = DetectionEvaluator(list(info.classes))
@@ -135,6 +142,7 @@ class _DetectionScore:
 def evaluate_dataset(
     model: nn.Module,
     info: Any,
+    head: Any,
     dataset: Dataset,
     settings: EvalSettings,
     *,
@@ -145,11 +153,12 @@ def evaluate_dataset(
     on_prediction: Callable[[dict[str, Any], Any], None] | None = None,
     show_progress: bool = True,
 ) -> DatasetResult:
-    """Predict every sample of `dataset` with the head `info.name` and score it with the dataset's metric.
+    """Predict every sample of `dataset` with `head` and score it with the dataset's metric.
 
     Args:
         model: an S5Model (eval mode) on `device`.
-        info: the dataset's DatasetInfo (classes, ignore value, metric).
+        info: the dataset's record (label classes, metric).
+        head: the HeadSpec predicting (its name routes the model, its classes meet the labels by name).
         dataset: samples {"image", "mask"} or {"image", "polygons", "labels", "difficult"}; labels optional.
         settings: eval mode and sizes.
         split: the split's name (reported).
@@ -163,14 +172,15 @@ def evaluate_dataset(
     n = len(dataset)  # type: ignore[arg-type]
     if settings.max_images is not None:
         n = min(n, settings.max_images)
-    score = _SegmentationScore(info) if info.task == "segmentation" else _DetectionScore(info)
+    scorer = _SegmentationScore if info.task == "segmentation" else _DetectionScore
+    score = scorer(info, list(head.classes))
     labeled = torch.zeros((), dtype=torch.float64)
     mine = range(dist.rank, n, dist.world_size)
     bar_ctx = progress_bar(f"evaluate {info.name}", total=len(mine)) if show_progress and dist.is_main else None
     with bar_ctx or nullcontext() as bar:
         for i in mine:
             sample = dataset[i]
-            pred = score.predict(model, sample["image"].to(device), info.name, settings, autocast)
+            pred = score.predict(model, sample["image"].to(device), head.name, settings, autocast)
             labeled += float(score.add(sample, pred))
             if on_prediction is not None:
                 on_prediction(sample, pred)

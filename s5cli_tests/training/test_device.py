@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from s5cli.errors import ConfigError
-from s5cli.training.amp import cpu_has_native_bf16, resolve_precision
+from s5cli.training.device import cpu_has_native_bf16, resolve_precision
 
 
 def test_cpu_modes() -> None:

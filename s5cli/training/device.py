@@ -1,12 +1,18 @@
-"""Mixed precision: which autocast dtype to use, and the GradScaler that fp16 needs.
+"""Where and in which precision a model runs: the device choice and the mixed-precision policy.
 
-`auto` follows S4P (s5_method.md §1: AMP with GradScaler on GPU): fp16 + GradScaler on CUDA;
-on CPU bfloat16 where the processor has native bf16 (AVX512-BF16 or AMX; machine.md measured
-bf16 ViT forwards 1.2-1.6x faster here), else float32. `off` disables autocast everywhere.
+Every stage asks here: training, predict, curation's teacher and evaluation.
+- Device: `auto` is CUDA when available, else the CPU; `cuda` is this process's local GPU (torchrun's
+  LOCAL_RANK); `cuda:N` is kept.
+- Training (`resolve_precision`): `auto` follows S4P (AMP with a GradScaler on GPU): fp16 + GradScaler
+  on CUDA; on CPU bfloat16 where the processor has native bf16 (AVX512-BF16 or AMX: bf16 ViT forwards
+  1.2-1.6x faster on such CPUs), else float32. `off` disables autocast everywhere.
+- Inference (`inference_precision`): `auto` is bfloat16 on CUDA (exact enough for an argmax, no loss to
+  scale) and float32 on the CPU, so that CPU results do not depend on the processor.
 """
 
 from __future__ import annotations
 
+import os
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Literal
@@ -71,3 +77,34 @@ def resolve_precision(mode: AmpMode | str, device: torch.device) -> Precision:
             raise ConfigError("amp 'fp16' needs a CUDA device; on CPU use 'bf16', 'auto' or 'off'")
         return Precision(kind, torch.float16)
     raise ConfigError(f"amp '{mode}' is not one of auto, bf16, fp16, off")
+
+
+def inference_precision(mode: AmpMode | str, device: torch.device) -> Precision:
+    """The autocast setting for predictions: `auto` is bf16 on CUDA (fp16 without bf16), float32 on the CPU."""
+    if mode != "auto":
+        return resolve_precision(mode, device)
+    if device.type != "cuda":
+        return Precision(device.type, None)
+    return Precision("cuda", torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
+
+
+def resolve_device(name: str, local_rank: int | None = None) -> torch.device:
+    """'auto' -> cuda when available else cpu; 'cuda' -> this process's local GPU; 'cuda:N' kept."""
+    if local_rank is None:
+        local_rank = int(os.environ.get("LOCAL_RANK", "0") or 0)
+    name = name.strip().lower()
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cpu":
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device '{name}' asked for but no CUDA GPU is available; use --device cpu")
+        if name == "cuda":
+            return torch.device("cuda", local_rank)
+        try:
+            index = int(name.split(":", 1)[1])
+        except (IndexError, ValueError):
+            raise ConfigError(f"device '{name}' is not auto, cpu, cuda or cuda:N") from None
+        return torch.device("cuda", index)
+    raise ConfigError(f"device '{name}' is not auto, cpu, cuda or cuda:N")

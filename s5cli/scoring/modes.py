@@ -1,4 +1,4 @@
-"""The paper's evaluation modes and each benchmark's protocol (s5_method.md §4, algorithms.md §4, datasets.md).
+"""The paper's evaluation modes: how one image becomes class probabilities or oriented boxes (docs/method.md).
 
 Segmentation modes (S5 `RS_Finetune/Semantic_Segmentation/evaluate.py`), on images in [0, 1]:
 - `crop` ("original"): each sample as the loader cuts it (ISPRS: 512 windows), predicted whole, with
@@ -8,7 +8,7 @@ Segmentation modes (S5 `RS_Finetune/Semantic_Segmentation/evaluate.py`), on imag
   images smaller than a tile are padded right/bottom and cropped back;
 - `resize`: the whole image bilinearly resized to one tile, logits resized back to the image size.
 Detection: `detect` resizes the long side to the model's size (keep ratio, S5 Resize 1024) and maps boxes
-back; `patches` runs 1024 patches with a 200 px gap and merges them with rotated NMS (DOTA's protocol).
+back; `patches` runs overlapping patches (DOTA: 1024 with a 200 px gap) merged with rotated NMS.
 Inputs whose sides are not multiples of 16 (32 for detection) are padded right/bottom with 0.
 """
 
@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -26,54 +25,7 @@ from torch import nn
 from s5cli.geo.tiles import grid_starts
 
 SegMode = Literal["crop", "slide", "resize"]
-Mode = Literal["crop", "slide", "resize", "detect", "patches"]
 Autocast = Callable[[], AbstractContextManager[object]]
-
-
-@dataclass(frozen=True)
-class Protocol:
-    """How a benchmark is scored by default."""
-
-    split: str  # the labelled split scored
-    mode: Mode
-    flip: bool = False
-    overlap: float = 0.0  # slide: share of a tile between neighbouring windows (stride = tile * (1 - overlap))
-    windows: bool = False  # the loader cuts tile-size windows (crop_size = stride = tile)
-    options: dict[str, Any] = field(default_factory=dict)  # loader options
-    submission_split: str | None = None  # the unlabeled split predicted for the benchmark's server
-
-
-_ISPRS = {"clutter": "ignore"}  # S5 scores 5 classes, clutter = ignore (datasets.md §1.5, §2.4)
-
-PROTOCOLS: dict[str, Protocol] = {
-    # 14/17 test tiles in non-overlapping 512 windows + h-flip TTA; Potsdam reports mF1, Vaihingen mIoU.
-    "potsdam": Protocol("test", "crop", flip=True, windows=True, options=_ISPRS),
-    "vaihingen": Protocol("test", "crop", flip=True, windows=True, options=_ISPRS),
-    # Test goes to the server (PNG 0..6); Val has labels. Slide 512 / stride 256.
-    "loveda": Protocol("val", "slide", overlap=0.5, submission_split="test"),
-    # The 384 val images, whole image resized to 512 and logits back up.
-    "openearthmap": Protocol("val", "resize"),
-    # S4P validation: 512 windows of the val patches, background left out of the mean.
-    "isaid": Protocol("val", "crop", windows=True),
-    # DIOR-R: mAP VOC07 on test, 800 images resized to 1024.
-    "dior-r": Protocol("test", "detect"),
-    # DOTA: whole images by 1024 patches, gap 200; test-dev goes to the server as Task1 files.
-    "dota-v1.0": Protocol("val", "patches", options={"patch_size": None}, submission_split="test"),
-    "dota-v1.5": Protocol("val", "patches", options={"patch_size": None}, submission_split="test"),
-    "dota-v2.0": Protocol("val", "patches", options={"patch_size": None}, submission_split="test"),
-}
-
-
-def patch_gap(size: int) -> int:
-    """DOTA's 200 px patch overlap at 1024, scaled to other patch sizes."""
-    return round(200 * size / 1024)
-
-
-def protocol_for(name: str, task: str) -> Protocol:
-    """The protocol of a registry dataset; other (custom) data: slide with half overlap, or detect."""
-    if name in PROTOCOLS:
-        return PROTOCOLS[name]
-    return Protocol("val", "slide", overlap=0.5) if task == "segmentation" else Protocol("val", "detect")
 
 
 def _pad_to(x: torch.Tensor, multiple: int, min_size: int = 0) -> torch.Tensor:
