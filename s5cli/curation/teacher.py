@@ -149,6 +149,7 @@ def load_teacher(
 ) -> Teacher:
     """Load a checkpoint as a teacher on a device ('auto': cuda when available)."""
     from s5cli.models.checkpoint import load_checkpoint
+
     dev = resolve_device(device)
     model, spec, _ = load_checkpoint(path, dev)
     return Teacher(model, spec.head(head), spec.input, dev, background, batch_size)

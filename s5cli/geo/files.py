@@ -60,9 +60,7 @@ def _remove(path: Path) -> None:
 
 
 @contextmanager
-def atomic_output(
-    path: str | os.PathLike[str], overwrite: bool = False, directory: bool = False
-) -> Iterator[Path]:
+def atomic_output(path: str | os.PathLike[str], overwrite: bool = False, directory: bool = False) -> Iterator[Path]:
     """Yield a temp path beside `path`; on success rename it into place, on failure remove it.
 
     The temp path keeps the destination's suffix so that drivers chosen by extension

@@ -21,9 +21,7 @@ def standin_spec(classes: int = 3, bands: int = 3, tile: int = 32, gsd: float | 
     head = HeadSpec(name="toy", classes=[f"c{i}" for i in range(classes)], palette=PALETTE[:classes])
     return ModelSpec(
         preset="vit-nano",
-        heads=trained_at(
-            [HeadSpec(name="toy", classes=[f"c{i}" for i in range(classes)], palette=PALETTE[:classes])], tile
-        ),
+        heads=trained_at([head], tile),
         img_size=tile,
         input=InputSpec(bands=names, mean=[0.5] * bands, std=[0.25] * bands, gsd=gsd),
     )
