@@ -294,7 +294,8 @@ def test_options_land_in_their_fields(runner, tmp_path: Path, monkeypatch: pytes
         "--config", str(TINY), "-o", str(tmp_path / "r"), "--device", "cpu", "--seed", "7", "--stop-after", "2",
         "--data-root", "d", "--labeled", "loveda", "--unlabeled-manifest", "m.parquet", "--preset", "vit-tiny",
         "--init", "i.pt", "--crop-size", "64", "--iterations", "9", "--global-batch-size", "8",
-        "--micro-batch-size", "4", "--lr", "0.5", "--amp", "off", "--teacher", "ema", "--workers", "3", "--eval-every", "5",
+        "--micro-batch-size", "4", "--lr", "0.5", "--amp", "off", "--teacher", "ema", "--workers", "3",
+        "--eval-every", "5",
         "--checkpoint-every", "6", "--overwrite",
     ]  # fmt: skip
     result = _invoke(runner, args)
