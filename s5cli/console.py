@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
@@ -96,10 +96,6 @@ class ProgressBar:
         """Show a free-form rate text next to the bar."""
         self._progress.update(self._task, rate=text)
 
-    def set_total(self, total: float | None) -> None:
-        """Change the total (when it becomes known late)."""
-        self._progress.update(self._task, total=total)
-
 
 @contextmanager
 def progress_bar(description: str, total: float | None = None, unit: str = "it") -> Iterator[ProgressBar]:
@@ -108,13 +104,3 @@ def progress_bar(description: str, total: float | None = None, unit: str = "it")
     with progress:
         task_id = progress.add_task(description, total=total, rate="")
         yield ProgressBar(progress, task_id)
-
-
-def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
-    """Iterate with a progress bar (rich's track, silent when bars are off)."""
-    if total is None and hasattr(items, "__len__"):
-        total = len(items)  # type: ignore[arg-type]
-    with progress_bar(description, total=total) as bar:
-        for item in items:
-            yield item
-            bar.advance()

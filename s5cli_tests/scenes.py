@@ -80,3 +80,15 @@ def make_truncated(path: Path, source: Path) -> Path:
     raw = source.read_bytes()
     path.write_bytes(raw[: max(64, len(raw) // 3)])
     return path
+
+
+def iter_rows(windows):
+    """Group a row-major window grid by row offset."""
+    row = []
+    for win in windows:
+        if row and win.row_off != row[0].row_off:
+            yield row
+            row = []
+        row.append(win)
+    if row:
+        yield row

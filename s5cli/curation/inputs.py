@@ -119,8 +119,3 @@ def check_inputs(inputs: list[str]) -> None:
                 raise InputError("no files match this pattern", arg)
             continue
         raise InputError("no such file or folder", arg)
-
-
-def count_scenes(inputs: list[str], shard: Shard, exclude: list[str | os.PathLike[str]] | None = None) -> int:
-    """Number of scenes of a shard (a listing only, no file is opened)."""
-    return sum(1 for s in iter_scenes(inputs, exclude) if s.in_shard(shard))

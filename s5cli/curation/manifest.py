@@ -22,7 +22,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from s5cli.curation.layout import DONE
 from s5cli.errors import InputError
 from s5cli.geo.files import atomic_output
 
@@ -215,8 +214,3 @@ def read_part(record: dict[str, Any]) -> pa.Table:
     table = conform(pq.ParquetFile(record["parquet"]).read(use_threads=False))
     order = np.lexsort((table.column("chip_index").to_numpy(), table.column("scene_index").to_numpy()))
     return table.take(order)
-
-
-def shard_done(folder: Path) -> bool:
-    """True when the shard wrote its DONE record."""
-    return (folder / DONE).is_file()

@@ -65,21 +65,6 @@ def phash(image: np.ndarray) -> int:
     return sum(w for w, b in zip(_BIT_WEIGHTS, bits.tolist()) if b)
 
 
-def hamming(a: int, b: int) -> int:
-    """Number of differing bits between two 64-bit hashes."""
-    return ((a ^ b) & _MASK64).bit_count()
-
-
-def to_int64(h: int) -> int:
-    """The signed int64 with the same 64 bits (for Parquet, which has no uint64 in pandas defaults)."""
-    return h - (1 << 64) if h >= 1 << 63 else h
-
-
-def from_int64(v: int) -> int:
-    """Inverse of to_int64."""
-    return int(v) & _MASK64
-
-
 def to_hex(h: int) -> str:
     """16 hex digits."""
     return f"{h & _MASK64:016x}"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from rasterio.windows import Window
 
 
@@ -32,15 +30,3 @@ def window_grid(width: int, height: int, size: int, overlap: int = 0) -> list[Wi
         for row in grid_starts(height, size, stride)
         for col in grid_starts(width, size, stride)
     ]
-
-
-def iter_rows(windows: list[Window]) -> Iterator[list[Window]]:
-    """Group a row-major window grid by row offset (a band of tiles)."""
-    row: list[Window] = []
-    for win in windows:
-        if row and win.row_off != row[0].row_off:
-            yield row
-            row = []
-        row.append(win)
-    if row:
-        yield row

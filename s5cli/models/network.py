@@ -42,10 +42,6 @@ class S5Model(nn.Module):
         """Dataset names, in the order of the experts."""
         return [h.name for h in self.spec.heads]
 
-    def head_spec(self, dataset: str | None) -> HeadSpec:
-        """The HeadSpec of a dataset (None: the only head)."""
-        return self.spec.head(dataset)
-
     def expert_index(self, dataset: str | None) -> int | None:
         """The expert a dataset routes to (None for a dense backbone)."""
         if not self.spec.moe:

@@ -29,11 +29,6 @@ def sample_seed(seed: int, epoch: int, position: int) -> int:
     return int((int(state[0]) << 31) ^ int(state[1]))
 
 
-def seeded_rng(key: SampleKey) -> np.random.Generator:
-    """The numpy generator for one draw."""
-    return np.random.default_rng(key[1])
-
-
 class ResumableSampler(Sampler[SampleKey]):
     """Rank-sharded, seeded permutations (repeated when the set is small), resumable mid-epoch."""
 

@@ -129,8 +129,3 @@ def build_optimizer(
     if cfg.name == "adamw":
         return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-
-
-def group_lrs(optimizer: torch.optim.Optimizer) -> Iterable[float]:
-    """The current lr of every group (for logs and tests)."""
-    return [g["lr"] for g in optimizer.param_groups]

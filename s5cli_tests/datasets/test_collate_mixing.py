@@ -1,9 +1,8 @@
 import pytest
 import torch
-from torch.utils.data import DataLoader
 
 from s5cli.datasets.collate import collate_detection, collate_segmentation
-from s5cli.datasets.mixing import RepeatToLength, ZipLoaders, mixed_loader, repeat_to_longest
+from s5cli.datasets.mixing import RepeatToLength, repeat_to_longest
 from s5cli.errors import InputError
 
 
@@ -47,31 +46,3 @@ def test_repeat_to_longest() -> None:
     assert [int(mixed["b"][i]["image"][0, 0, 0]) for i in range(5)] == [0, 1, 0, 1, 0]
     with pytest.raises(InputError, match="cannot repeat an empty dataset"):
         RepeatToLength(Numbers(0, "z"), 3)
-
-
-def test_zip_loaders_restart_shorter() -> None:
-    loaders = {
-        "a": DataLoader(Numbers(6, "a"), batch_size=2, collate_fn=collate_segmentation),
-        "b": DataLoader(Numbers(2, "b"), batch_size=2, collate_fn=collate_segmentation),
-    }
-    steps = list(ZipLoaders(loaders))
-    assert len(steps) == 3
-    assert [s["b"]["dataset"] for s in steps] == [["b", "b"]] * 3
-    assert [s["a"]["image"][:, 0, 0, 0].tolist() for s in steps] == [[0, 1], [2, 3], [4, 5]]
-
-
-def test_mixed_loader_seeded() -> None:
-    def order(seed: int) -> list:
-        loader = mixed_loader(
-            {"a": Numbers(4, "a"), "b": Numbers(3, "b")},
-            batch_size=2,
-            collate_fns={"a": collate_segmentation, "b": collate_segmentation},
-            seed=seed,
-        )
-        assert len(loader) == 2  # both repeated to 4 samples, batches of 2
-        return [(s["a"]["image"][:, 0, 0, 0].tolist(), s["b"]["image"][:, 0, 0, 0].tolist()) for s in loader]
-
-    assert order(0) == order(0)
-    first = order(0)
-    assert sorted(v for a, _ in first for v in a) == [0, 1, 2, 3]
-    assert sorted(v for _, b in first for v in b) == [0, 0, 1, 2]  # 3 items repeated to 4: 0, 1, 2, 0
