@@ -18,6 +18,7 @@ from s5cli.datasets.base import (
     read_pixels,
     to_unit_float,
 )
+from s5cli.datasets.benchmarks import MILLION_AID
 from s5cli.errors import InputError
 
 
@@ -35,18 +36,20 @@ def list_images(folder: Path) -> list[Path]:
 class ImageFolder(SampleDataset):
     """Images only; ``split="all"`` takes the whole folder, another split its sub-folder of that name."""
 
+    info = MILLION_AID  # the registered image-folder dataset; other folders keep its layout under their own name
+
     def __init__(
         self,
         root: str | os.PathLike[str],
         split: str = "all",
         transforms: Transform | None = None,
-        name: str = "million-aid",
+        name: str = MILLION_AID.name,
         bands: list[int] | None = None,
         scale: float | None = None,
     ) -> None:
         super().__init__(transforms)
         self.name = name
-        self.root = check_root(root, name, "image files (.jpg, .png, .tif) at any depth")
+        self.root = check_root(root, name, MILLION_AID.layout)
         self.split = split
         folder = self.root if split == "all" else self.root / split
         if not folder.is_dir():

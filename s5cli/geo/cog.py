@@ -27,24 +27,11 @@ CLASS_NODATA = 255  # class rasters: 0..254 are classes, 255 is "no prediction" 
 CONF_NODATA = 0  # confidence rasters: round(255 * p) of the winning class, p >= 1/K > 0, so 0 is free
 
 
-def default_palette(n: int) -> list[tuple[int, int, int]]:
-    """A distinct colour per class (golden-angle hues) for heads that carry no palette."""
-    colours = []
-    for i in range(n):
-        hue = (i * 0.618033988749895) % 1.0
-        h6 = hue * 6.0
-        x = 1.0 - abs(h6 % 2.0 - 1.0)
-        r, g, b = [(1, x, 0), (x, 1, 0), (0, 1, x), (0, x, 1), (x, 0, 1), (1, 0, x)][int(h6) % 6]
-        colours.append((int(40 + 200 * r), int(40 + 200 * g), int(40 + 200 * b)))
-    return colours
-
-
-def class_colormap(classes: Sequence[str], palette: Sequence[Sequence[int]] | None) -> dict[int, tuple[int, ...]]:
-    """GDAL colour table entries for class ids (nodata 255 transparent)."""
-    colours = list(palette or [])
-    if len(colours) < len(classes):
-        colours += default_palette(len(classes))[len(colours) :]
-    cmap: dict[int, tuple[int, ...]] = {i: (*tuple(colours[i][:3]), 255) for i in range(len(classes))}
+def class_colormap(classes: Sequence[str], palette: Sequence[Sequence[int]]) -> dict[int, tuple[int, ...]]:
+    """GDAL colour table entries for class ids (nodata 255 transparent); one colour per class, as heads carry."""
+    if len(palette) != len(classes):
+        raise ValueError(f"{len(palette)} colours for {len(classes)} classes")
+    cmap: dict[int, tuple[int, ...]] = {i: (*tuple(palette[i][:3]), 255) for i in range(len(classes))}
     cmap[CLASS_NODATA] = (0, 0, 0, 0)
     return cmap
 
@@ -63,7 +50,7 @@ def create_class_raster(
     crs: CRS | None,
     transform: Affine,
     classes: Sequence[str],
-    palette: Sequence[Sequence[int]] | None = None,
+    palette: Sequence[Sequence[int]],
 ) -> rasterio.io.DatasetWriter:
     """Open a tiled uint8 class GTiff (nodata 255, colour table, class names) for writing."""
     profile = geotiff_profile(width, height, 1, "uint8", crs, transform, nodata=CLASS_NODATA)

@@ -28,7 +28,7 @@ def display_rgb(data: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return out
 
 
-def class_overlay(classes: np.ndarray, names: Sequence[str], palette: Sequence[Sequence[int]] | None) -> np.ndarray:
+def class_overlay(classes: np.ndarray, names: Sequence[str], palette: Sequence[Sequence[int]]) -> np.ndarray:
     """(h, w) class ids -> (h, w, 4) RGBA in [0, 1], transparent where there is no class."""
     cmap = class_colormap(names, palette)
     lut = np.zeros((256, 4), dtype=np.float32)
@@ -44,7 +44,7 @@ def render_preview(
     bands: list[int] | None,
     class_path: str | os.PathLike[str] | None,
     names: Sequence[str],
-    palette: Sequence[Sequence[int]] | None,
+    palette: Sequence[Sequence[int]],
     out_path: str | os.PathLike[str],
     title: str = "",
     max_side: int = PREVIEW_SIDE,

@@ -2,6 +2,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import rasterio
 from rasterio.transform import from_origin
 from rasterio.windows import Window
@@ -10,19 +11,18 @@ from s5cli.geo.cog import (
     CLASS_NODATA,
     class_colormap,
     create_class_raster,
-    default_palette,
     iter_blocks,
     read_classes,
     write_cog,
 )
 
 
-def test_colormap_pads_missing_colours_and_hides_nodata() -> None:
-    cmap = class_colormap(["a", "b", "c"], [(1, 2, 3)])
-    assert cmap[0] == (1, 2, 3, 255)
-    assert cmap[1] == (*default_palette(3)[1], 255)
+def test_colormap_holds_the_head_colours_and_hides_nodata() -> None:
+    cmap = class_colormap(["a", "b"], [(1, 2, 3), (4, 5, 6)])
+    assert cmap[0] == (1, 2, 3, 255) and cmap[1] == (4, 5, 6, 255)
     assert cmap[CLASS_NODATA] == (0, 0, 0, 0)
-    assert len(set(default_palette(12))) == 12
+    with pytest.raises(ValueError, match="1 colours for 3 classes"):
+        class_colormap(["a", "b", "c"], [(1, 2, 3)])
 
 
 def test_iter_blocks_cover_exactly() -> None:
@@ -38,7 +38,7 @@ def test_cog_keeps_grid_classes_and_colours(tmp_path: Path) -> None:
     arr = ((np.arange(width)[None, :] // 100 + np.arange(height)[:, None] // 100) % 3).astype(np.uint8)
     arr[:50] = CLASS_NODATA
     work = tmp_path / "work.tif"
-    with create_class_raster(work, width, height, "EPSG:32633", transform, ["a", "b", "c"], [(9, 9, 9)]) as dst:
+    with create_class_raster(work, width, height, "EPSG:32633", transform, ["a", "b", "c"], [(9, 9, 9), (1, 1, 1), (2, 2, 2)]) as dst:
         dst.write(arr[:300], 1, window=Window(0, 0, width, 300))
         dst.write(arr[300:], 1, window=Window(0, 300, width, height - 300))
     out = tmp_path / "cog.tif"

@@ -123,3 +123,30 @@ def test_real_detection_checkpoint_through_the_cli(runner, tmp_path: Path) -> No
     info = pyogrio.read_info(gpkg, layer="s")
     assert list(info["fields"]) == list(DETECTION_FIELDS) and info["crs"] == "EPSG:32633"
     assert info["geometry_type"] == "Polygon"
+
+
+def test_a_detection_head_of_a_multi_dataset_checkpoint_predicts_at_its_own_patch_size(tmp_path: Path) -> None:
+    """Each head carries its trained input: predict reads the detection head's patch and gap, not the model's."""
+    from s5cli.config import build_config
+    from s5cli.inference.config import PredictConfig
+    from s5cli.inference.predict import run_predict
+    from s5cli.models.checkpoint import save_checkpoint
+    from s5cli.models.network import build_model
+    from s5cli.models.spec import HeadInput
+    from s5cli_tests.scenes import make_scene
+
+    seg = HeadSpec(name="potsdam", classes=["a", "b"], input=HeadInput(size=32, overlap=0.25))
+    det = HeadSpec(
+        name="dota-v2.0", task="detection", classes=["plane", "ship"], input=HeadInput(size=64, overlap=0.25)
+    )
+    torch.manual_seed(0)
+    model = build_model(ModelSpec(preset="vit-nano", heads=[seg, det], moe=True, expert_width=16, img_size=32))
+    with torch.no_grad():
+        model.heads["dota-v2_0"].roi_head.fc_cls.bias[-1] = 5.0  # few boxes
+    ckpt = save_checkpoint(tmp_path / "two.pt", model.eval())
+    scene = make_scene(tmp_path / "s.tif", width=60, height=50)
+    cfg = {"scenes": [str(scene)], "output": str(tmp_path / "d.gpkg"), "checkpoint": str(ckpt), "device": "cpu"}
+    summary = run_predict(build_config(PredictConfig, {**cfg, "dataset": "dota-v2.0"}))
+    assert (summary["scenes"][0]["tile_size"], summary["scenes"][0]["overlap_px"]) == (64, 16)
+    summary = run_predict(build_config(PredictConfig, {**cfg, "dataset": "potsdam", "overwrite": True}))
+    assert (summary["scenes"][0]["tile_size"], summary["scenes"][0]["overlap_px"]) == (32, 8)
