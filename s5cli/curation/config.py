@@ -1,6 +1,6 @@
 """CurateConfig: one field per `s5 curate` option, plus the shard spec and the plan fingerprint.
 
-The thresholds of the paper's final curation are unpublished (s5_method.md §2); the defaults here
+The thresholds of the paper's final curation are unpublished (docs/method.md, curation); the defaults here
 are our choices, and every one is recorded in the corpus (curate.json and the manifest metadata).
 """
 

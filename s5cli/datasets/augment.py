@@ -1,6 +1,6 @@
 """The S5 augmentations as callables on sample dicts, with polygons moved along with the pixels.
 
-s5_method.md §1 and §4 (S4_Pretrain/dataset/transform.py, RS_Finetune dataset/finetune.py):
+docs/method.md, S4P and MoE-MDF (S4_Pretrain/dataset/transform.py, RS_Finetune dataset/finetune.py):
 - weak (geometry): random rescale 0.5-2.0 (bilinear image, nearest mask), random crop padded with
   image 0 / mask 255, horizontal and vertical flips p=0.5 (fine-tuning adds rot90 p=0.5);
 - strong (colour, on top of weak): ColorJitter(0.5, 0.5, 0.5, 0.25) p=0.8, grayscale p=0.2,
@@ -110,7 +110,7 @@ class RandomRescale:
 
 
 class Resize:
-    """Resize to a fixed size (detection: DIOR-R's 800 px to 1024, s5_method.md §4)."""
+    """Resize to a fixed size (detection: DIOR-R's 800 px to 1024)."""
 
     def __init__(self, height: int, width: int | None = None) -> None:
         self.height, self.width = height, width or height
@@ -249,7 +249,7 @@ def strong_view() -> Compose:
 
 
 def segmentation_augment(crop_size: int = 512) -> Compose:
-    """S5 fine-tuning augmentation: weak view with rot90, then the colour transforms (s5_method.md §4)."""
+    """S5 fine-tuning augmentation: weak view with rot90, then the colour transforms (docs/method.md)."""
     return Compose([weak_view(crop_size, rot90=True), strong_view()])
 
 

@@ -1,6 +1,6 @@
 """The S5 strong-view colour transforms: ColorJitter, grayscale and Gaussian blur (torch RNG).
 
-s5_method.md §1: ColorJitter(0.5, 0.5, 0.5, 0.25) p=0.8, RandomGrayscale p=0.2, blur p=0.5 with
+S4P (docs/method.md): ColorJitter(0.5, 0.5, 0.5, 0.25) p=0.8, RandomGrayscale p=0.2, blur p=0.5 with
 sigma ~ U(0.1, 2.0). They change ``"image"`` only; images with other than 3 bands get brightness and
 contrast only (saturation, hue and grayscale are defined for RGB).
 """

@@ -1,6 +1,6 @@
 """DIOR-R as distributed: JPEG images, oriented-box VOC XMLs in a folder with spaces, ImageSets lists.
 
-docs/datasets.md §5: ``Annotations/Oriented Bounding Boxes/{id}.xml`` holds ``<robndbox>`` corners in
+docs/datasets.md, DIOR-R: ``Annotations/Oriented Bounding Boxes/{id}.xml`` holds ``<robndbox>`` corners in
 the order left-top, right-top, right-bottom, left-bottom. Class names are mixed case in the files
 (``Expressway-Service-area``) and are matched lower-cased, by name. ``trainval`` is read from
 ``trainval.txt`` or built as train + val. Degenerate boxes (two equal consecutive corners) are dropped,

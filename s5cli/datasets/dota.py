@@ -1,6 +1,6 @@
 """DOTA v1.0 / v1.5 / v2.0 as distributed: {split}/images/P####.png and {split}/labelTxt/P####.txt.
 
-docs/datasets.md §6: labelTxt files may start with ``imagesource:`` and ``gsd:`` header lines; object
+docs/datasets.md, DOTA: labelTxt files may start with ``imagesource:`` and ``gsd:`` header lines; object
 lines are ``x1 y1 ... x4 y4 class [difficult]`` (any line with fewer than 9 tokens is skipped, the
 DOTA_devkit rule). Some images are grayscale PNGs (repeated to RGB). Images reach ~20,000 px, so
 samples are patches: 1024 with a gap (overlap) of 200 by default (mmrotate / BboxToolkit single-scale;

@@ -1,6 +1,6 @@
 """An unlabeled folder of images at any depth (Million-AID style): the unlabeled source of pre-training.
 
-docs/datasets.md §8: Million-AID nests JPEGs in class folders of varying depth, so nothing here relies
+docs/datasets.md, Million-AID: Million-AID nests JPEGs in class folders of varying depth, so nothing here relies
 on depth: every image file under the split folder is a sample, sorted by relative path.
 """
 

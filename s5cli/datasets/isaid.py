@@ -1,6 +1,6 @@
 """iSAID as extracted: {split}/images/P####.png with the colour mask P####_instance_color_RGB.png beside it.
 
-docs/datasets.md §7: 16 classes (0 = background) by the mmseg colour table; colours not in the table
+docs/datasets.md, iSAID: 16 classes (0 = background) by the mmseg colour table; colours not in the table
 become 255. The images are DOTA's (up to ~20,000 px), so samples are windows: mmseg's 896 patches with
 overlap 384 (stride 512) by default, or whole images with ``crop_size=None``. Test has no masks. This
 is the labeled source of S4P pre-training.

@@ -1,6 +1,6 @@
 """ISPRS Potsdam and Vaihingen as distributed: big orthophoto tiles and colour label tiles, cut into windows.
 
-Layouts, colours and the official tile splits: docs/datasets.md §1-2. Windows are read on the fly with
+Layouts, colours and the official tile splits: docs/datasets.md, ISPRS. Windows are read on the fly with
 rasterio (a 512 window of a 6000 x 6000 tile decodes only that window). S5 protocol: 512 windows with
 stride 256 for training (529 per Potsdam tile) and non-overlapping windows for test (144 per tile).
 Eroded-boundary labels (``labels="eroded"``) mark boundaries black; those pixels, and any colour not in
@@ -32,13 +32,13 @@ from s5cli.datasets.benchmarks import POTSDAM, VAIHINGEN
 from s5cli.datasets.info import IGNORE, DatasetInfo
 from s5cli.errors import InputError
 
-# datasets.md §1.3: the ISPRS benchmark split (24 train / 14 test tiles), as used by mmseg, torchgeo and S5.
+# the ISPRS benchmark split (24 train / 14 test tiles), as used by mmseg, torchgeo and S5.
 POTSDAM_SPLITS = {
     "train": "2_10 2_11 2_12 3_10 3_11 3_12 4_10 4_11 4_12 5_10 5_11 5_12 6_7 6_8 6_9 6_10 6_11 6_12 "
     "7_7 7_8 7_9 7_10 7_11 7_12".split(),
     "test": "2_13 2_14 3_13 3_14 4_13 4_14 4_15 5_13 5_14 5_15 6_13 6_14 6_15 7_13".split(),
 }
-# datasets.md §2.2: 16 train / 17 test areas (identical in mmseg, torchgeo, S5 and GeoSeg).
+# 16 train / 17 test areas (identical in mmseg, torchgeo, S5 and GeoSeg).
 VAIHINGEN_SPLITS = {
     "train": [1, 3, 5, 7, 11, 13, 15, 17, 21, 23, 26, 28, 30, 32, 34, 37],
     "test": [2, 4, 6, 8, 10, 12, 14, 16, 20, 22, 24, 27, 29, 31, 33, 35, 38],

@@ -1,6 +1,6 @@
 """LoveDA as distributed on Zenodo: {Train,Val,Test}/{Urban,Rural}/{images_png,masks_png}/{id}.png.
 
-docs/datasets.md §3: whole 1024 x 1024 RGB PNGs; masks hold 0 = no-data, 1..7 = classes, so the
+docs/datasets.md, LoveDA: whole 1024 x 1024 RGB PNGs; masks hold 0 = no-data, 1..7 = classes, so the
 class index is value - 1 and no-data becomes 255 (as S5's uint8 ``mask - 1``). Test ships no masks:
 its samples carry only the image. S5 trains on Train + Val (``trainval``).
 """

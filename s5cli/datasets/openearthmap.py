@@ -1,6 +1,6 @@
 """OpenEarthMap without xBD, as on Zenodo: {split}.txt lists and {region}/{images,labels}/{name}.tif.
 
-docs/datasets.md §4: the lists name basenames; the xBD regions ship labels but no images, so each list
+docs/datasets.md, OpenEarthMap: the lists name basenames; the xBD regions ship labels but no images, so each list
 is intersected with the image + label pairs that exist (label-only names are skipped). Labels are
 1-band GeoTIFFs with values 0..8 (0 = "unknown", a class that S5 counts); test has no labels. Image
 sizes vary: nothing assumes 1024.

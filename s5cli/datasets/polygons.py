@@ -2,7 +2,7 @@
 
 Coordinates are pixels with (0, 0) at the top-left corner of the top-left pixel and y pointing down.
 "Clockwise" is as seen on screen, which is a positive shoelace area in these y-down coordinates
-(DOTA lists corners clockwise from the object's top-left point, datasets.md §6.2).
+(DOTA lists corners clockwise from the object's top-left point, docs/datasets.md).
 """
 
 from __future__ import annotations

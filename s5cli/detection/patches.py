@@ -1,6 +1,6 @@
 """Detection on images larger than the model's input: overlapping patches, shifted back, merged by rotated NMS.
 
-DOTA's protocol (BboxToolkit split configs `ss_test.json`, s5_method.md §4): 1024 patches with a
+DOTA's protocol (BboxToolkit split configs `ss_test.json`): 1024 patches with a
 gap (overlap) of 200 pixels, the last row and column snapped to the image edge; detections of every
 patch are shifted to image coordinates and merged with per-class rotated NMS at IoU 0.1
 (OBBDetection `datasets/obb/dota.py::_merge_func`).

@@ -2,11 +2,11 @@
 
 - Segmentation: one single-band index PNG per image, named like the image (`<stem>.png`), values = class
   indexes. For LoveDA this is the CodaLab submission: one PNG per Test image, same file name, values 0..6
-  (datasets.md §3.3; the official `predict.py` saves the argmax as uint8 under the image name; mmseg 1.x
+  (docs/datasets.md, LoveDA; the official `predict.py` saves the argmax as uint8 under the image name; mmseg 1.x
   writes pred + 1 and needs fixing, we write the class index itself). Windows cut from a larger tile
   (ISPRS) get `<stem>_<col>_<row>.png`.
 - Detection: DOTA Task1 files `Task1_<class>.txt` with `imgname score x1 y1 ... x4 y4` lines, one set of
-  files per dataset (datasets.md §6.5), written by s5cli.metrics.detection.write_dota_task1.
+  files per dataset (docs/datasets.md, DOTA), written by s5cli.metrics.detection.write_dota_task1.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """FinetuneConfig: every setting of `s5 finetune`, strict (unknown key -> exit 2), saved with the run.
 
-Defaults are S5's segmentation recipe (s5_method.md §4, RS_Finetune/Semantic_Segmentation/configs/rsseg.yaml):
+Defaults are S5's segmentation recipe (RS_Finetune/Semantic_Segmentation/configs/rsseg.yaml):
 AdamW 5e-5, wd 0.05, cosine stepped per epoch over 100 epochs, 512 crops, 12 images per dataset per
 GPU. `batch_size_per_dataset` is per dataset and per process, as S5 states it (a dataset may set its own,
 e.g. 2 for detection beside 12 for segmentation); several GPUs under torchrun multiply it.

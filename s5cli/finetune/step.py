@@ -1,6 +1,6 @@
 """The MoE-MDF training step: one batch per dataset, each through its expert and head, losses summed.
 
-S5 (`md_finetune.py`, s5_method.md §3, algorithms.md §7): every step runs one forward per dataset with that
+S5 (`md_finetune.py`, docs/method.md, MoE-MDF): every step runs one forward per dataset with that
 dataset's expert, decoder and head, sums the per-dataset losses (segmentation: cross-entropy with the
 ignore value; detection: the sum of the head's RPN and RoI losses) and does one backward. A dataset's loss
 is multiplied by its weight, and by 0 before its start epoch (S5: Vaihingen until epoch 70); such a

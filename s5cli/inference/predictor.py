@@ -2,7 +2,7 @@
 
 `Predictor(x)` takes a numpy batch (B, C, T, T) of [0, 1] tiles and returns softmax probabilities
 (B, K, T, T) float32, under torch.inference_mode, with bf16 autocast on CUDA (bf16 is exact enough
-for an argmax, machine.md) and float32 on CPU (so that results do not depend on the CPU's bf16 support).
+for an argmax) and float32 on CPU (so that results do not depend on the CPU's bf16 support).
 """
 
 from __future__ import annotations

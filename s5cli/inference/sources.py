@@ -57,7 +57,7 @@ class RasterioSource:
         self.crs, self.transform, self.nodata = dataset.crs, dataset.transform, dataset.nodata
 
     def read(self, window: Window, bands: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Read a window (padding in numpy; boundless reads are 6x slower, machine.md)."""
+        """Read a window (padding in numpy; boundless reads are 6x slower on a CPU)."""
         return read_window(self.ds, window, bands)
 
     def decimated(self, max_side: int, bands: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -1,6 +1,6 @@
 """Rotated-box mAP (DIOR-R / DOTA protocol) and DOTA's Task1 submission files.
 
-Follows BboxToolkit's `eval_map` as S5 uses it for DIOR-R (algorithms.md §8.6): per class, detections
+Follows BboxToolkit's `eval_map` as S5 uses it for DIOR-R: per class, detections
 sorted by score are matched greedily to the ground truth of their image by polygon IoU; a match with
 IoU >= 0.5 to an unmatched GT is a true positive, to an already matched GT a false positive; a best
 match that is `difficult` counts as neither and difficult GTs are left out of the recall denominator;

@@ -2,7 +2,7 @@
 
 Per class (S5 ``evaluate.py`` / ``intersectionAndUnion``): IoU = I / (T + P - I), F1 = 2PR / (P + R)
 = 2I / (T + P), with I the diagonal, T the target count (row sum), P the predicted count (column sum).
-OA = trace / total. Rules, per dataset (docs/datasets.md §1.5, §4.3, §7):
+OA = trace / total. Rules, per dataset (docs/datasets.md: Potsdam, OpenEarthMap, iSAID):
 - pixels whose target is ``ignore_index`` are not counted anywhere (neither row nor column);
 - a class absent from both targets and predictions has IoU/F1 NaN and is skipped by the means;
 - classes in ``exclude`` stay in the matrix (a car predicted as clutter is a missed car) but are

@@ -2,7 +2,7 @@
 
 Both take `(x, expert)` so the block never branches on which one it holds (timm's injected-layer
 habit). The expert index comes from the dataset name, resolved once by the network (hard routing,
-no gate: s5_method.md §3, official `FFNMOE` in RS_Finetune/.../vit_moe.py).
+no gate: docs/method.md, MoE-MDF; official `FFNMOE` in RS_Finetune/.../vit_moe.py).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The simple FPN that turns four stride-16 ViT maps into strides 4, 8, 16 and 32 (s5_method.md §0)."""
+"""The simple FPN that turns four stride-16 ViT maps into strides 4, 8, 16 and 32 (docs/method.md, network)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """MoE-MDF conversions: upcycle a dense model into per-dataset experts, and export one dataset back.
 
-Upcycling (s5_method.md §3, official `load_moe_ffn_weights`): the shared fc2 keeps the dense rows
+Upcycling (docs/method.md, MoE-MDF; official `load_moe_ffn_weights`): the shared fc2 keeps the dense rows
 [0, D-P), every expert starts as the dense rows [D-P, D), every dataset decoder is a copy of the
 dense decoder, and a class head is copied only when its classes match; so at step 0 every dataset's
 path computes exactly the dense function. Export merges shared + one expert back into a dense fc2.

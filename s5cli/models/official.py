@@ -1,4 +1,4 @@
-"""Convert the released S5 weights (mmcv/mmseg key names, s5_method.md §1, §3, §5) into our checkpoints.
+"""Convert the released S5 weights (mmcv/mmseg key names) into our checkpoints.
 
 Handled files:
 - `vit_*_s4p.pth`: backbone only, bare ViT keys (`patch_embed.projection.*`, `layers.i.*`, `fpn1.*`) or `backbone.*`;

@@ -1,7 +1,7 @@
 """Map the detection heads of official S5 / OBBDetection checkpoints onto our Oriented R-CNN heads.
 
 Official names (mmdet 2.x modules, `OBBTwoStageDetectorMTD` with one neck/RPN/RoI head per task,
-s5_method.md §3, §5; a single-dataset `OBBTwoStageDetector` has them unsuffixed):
+a single-dataset `OBBTwoStageDetector` has them unsuffixed):
 - `neck_<task>.lateral_convs.{i}.conv.*`, `neck_<task>.fpn_convs.{i}.conv.*` (mmdet FPN ConvModules);
 - `rpn_head_<task>.rpn_conv.*`, `.rpn_cls.*`, `.rpn_reg.*` (OrientedRPNHead);
 - `roi_head_<task>.bbox_head.shared_fcs.{0,1}.*`, `.bbox_head.fc_cls.*`, `.bbox_head.fc_reg.*`

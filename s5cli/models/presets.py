@@ -1,4 +1,4 @@
-"""ViT size presets: the S5 backbones (s5_method.md §0) and tiny ones for tests."""
+"""ViT size presets: the S5 backbones (docs/method.md, network) and tiny ones for tests."""
 
 from __future__ import annotations
 

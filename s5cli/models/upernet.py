@@ -1,4 +1,4 @@
-"""UperNet decoder and the segmentation head (s5_method.md §0).
+"""UperNet decoder and the segmentation head (docs/method.md, network).
 
 The decoder is the function of mmseg 1.2.2 `UPerHead._forward_feature` with in_channels [D]*4,
 256 channels, pool scales (1, 2, 3, 6), BatchNorm + ReLU conv modules and align_corners=False.

@@ -1,4 +1,4 @@
-"""The S5 plain ViT backbone (s5_method.md §0), built from timm layers.
+"""The S5 plain ViT backbone (docs/method.md, network), built from timm layers.
 
 Same function as the official mmseg-style ViT (S4_Pretrain/model/backbone/vit.py): patch 16, no cls
 token in the sequence, learned absolute position embedding added to the patch tokens, pre-LN blocks

@@ -1,10 +1,10 @@
-"""The S4P step: FixMatch with CutMix on a labeled and an unlabeled batch (s5_method.md §1).
+"""The S4P step: FixMatch with CutMix on a labeled and an unlabeled batch (docs/method.md, S4P).
 
 1. CutMix: the partner's strong view is pasted into the strong view inside each sample's box.
    The partner is drawn independently (`partner: loader`: the next images of the shuffled
    unlabeled stream, each with its own augmentation; `partner: roll`: the batch rolled by one);
    the original pastes the *same* image under another augmentation, a quirk not copied
-   (algorithms.md §1).
+   (docs/method.md, differences).
 2. Teacher: the same network in eval mode (or the EMA copy), no gradients, outside autocast, on
    cat(weak, partner weak); confidence and pseudo-label are max / argmax of the softmax; the
    pseudo-label, confidence and ignore maps are cut-mixed with the same box.

@@ -113,7 +113,7 @@ def wrap_ddp(model: torch.nn.Module, ctx: DistContext, find_unused_parameters: b
     if not ctx.distributed:
         return model
     if ctx.device.type == "cuda":
-        # BN statistics across all GPUs, as S4P does (s5_method.md §1: DDP with SyncBN conversion).
+        # BN statistics across all GPUs, as S4P does (its DDP converts to SyncBN).
         # torch's SyncBatchNorm refuses CPU tensors, so gloo/CPU runs keep per-process BN.
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     ids = [ctx.device.index] if ctx.device.type == "cuda" else None

@@ -1,6 +1,6 @@
 """An exponential moving average of a model's weights (the optional EMA teacher of S4P).
 
-UniMatch V2's rule (algorithms.md §3): after every optimiser step,
+UniMatch V2's rule (`unimatch_v2.py`): after every optimiser step,
 `ema = r * ema + (1 - r) * student` with `r = min(1 - 1 / (step + 1), decay)`, applied to the
 parameters and to floating-point buffers (BN statistics); integer buffers are copied.
 The copy stays in eval mode and never needs gradients.

@@ -4,7 +4,7 @@ Layer-wise decay (BEiT/MAE fine-tuning habit) gives block i of an L-block ViT th
 `lr * decay ** (L - i)`: the patch embedding and position embedding sit at layer 0
 (`decay ** (L + 1)`), block i at layer i + 1, everything after the backbone (FPN, decoder, heads)
 at layer L + 1 (the full lr). S5's finetune config names a decay but never applies it
-(s5_method.md §1 "No layer-wise lr decay ... dead code"); here it is applied when configured,
+(docs/method.md, differences); here it is applied when configured,
 and each group's `lr_scale` is kept so that the schedule multiplies it at every step.
 """
 

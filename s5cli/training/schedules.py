@@ -1,7 +1,7 @@
 """Learning-rate schedules as pure functions of the iteration, applied to every param group.
 
 - `cosine`: per-iteration cosine from the base lr to `min_lr_ratio * lr` (S4P: CosineAnnealingLR
-  stepped every iteration to 0 over 120k iterations, s5_method.md §1);
+  stepped every iteration to 0 over 120k iterations);
 - `cosine_epoch`: the same curve, but held constant within an epoch (S5 finetune: cosine per epoch);
 - `step`: multiply by `gamma` at each epoch milestone (S5 detection: steps at epochs 8 and 11);
 - `constant`.

@@ -1,4 +1,4 @@
-"""The fake DOTA generator shared by dota-v1.0/, dota-v1.5/ and dota-v2.0/ (docs/datasets.md §6, §10).
+"""The fake DOTA generator shared by dota-v1.0/, dota-v1.5/ and dota-v2.0/ (docs/datasets.md, DOTA).
 
 Real: {train,val}/images/P####.png (some grayscale, up to ~20,000 px) with {train,val}/labelTxt/P####.txt
 (``imagesource:`` / ``gsd:`` header lines, then ``x1 y1 ... x4 y4 class difficult``), test/images only.

@@ -202,7 +202,7 @@ def test_window_reads_only_the_window(potsdam_root: Path, monkeypatch: pytest.Mo
 def test_s5_protocol_window_counts() -> None:
     from s5cli.datasets.base import tile_windows
 
-    # s5_method.md §4 / datasets.md §1.4: 529 train windows (512, stride 256) and 144 test windows per 6000 px tile.
+    # S5's Potsdam crops: 529 train windows (512, stride 256) and 144 test windows per 6000 px tile.
     assert len(tile_windows(6000, 6000, 512, 256)) == 529
     assert len(tile_windows(6000, 6000, 512, 512)) == 144
     assert tile_windows(6000, 6000, 512, 512)[11] == (5488, 0, 512, 512)

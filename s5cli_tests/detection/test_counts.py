@@ -18,7 +18,7 @@ def specs(preset):
 
 
 def analytic(preset, classes):
-    """Backbone (pos-embed at 32x32, s5_method.md §0), per dataset FPN + RPN + RoI head, experts for extra datasets."""
+    """Backbone (pos-embed at 32x32), per dataset FPN + RPN + RoI head, experts for extra datasets."""
     d, depth = SIZES[preset]
     backbone = (3 * 256 * d + d) + 1024 * d + d  # patch embed, pos embed, (unused) cls token
     backbone += depth * ((4 * d * d + 4 * d) + (8 * d * d + 5 * d) + 4 * d)  # attention, MLP, two LayerNorms

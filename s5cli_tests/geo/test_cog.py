@@ -38,7 +38,9 @@ def test_cog_keeps_grid_classes_and_colours(tmp_path: Path) -> None:
     arr = ((np.arange(width)[None, :] // 100 + np.arange(height)[:, None] // 100) % 3).astype(np.uint8)
     arr[:50] = CLASS_NODATA
     work = tmp_path / "work.tif"
-    with create_class_raster(work, width, height, "EPSG:32633", transform, ["a", "b", "c"], [(9, 9, 9), (1, 1, 1), (2, 2, 2)]) as dst:
+    with create_class_raster(
+        work, width, height, "EPSG:32633", transform, ["a", "b", "c"], [(9, 9, 9), (1, 1, 1), (2, 2, 2)]
+    ) as dst:
         dst.write(arr[:300], 1, window=Window(0, 0, width, 300))
         dst.write(arr[300:], 1, window=Window(0, 300, width, height - 300))
     out = tmp_path / "cog.tif"

@@ -32,9 +32,20 @@ def test_render_preview_png(tmp_path: Path) -> None:
     scene = make_scene(tmp_path / "s.tif", width=300, height=150)
     classes = tmp_path / "c.tif"
     with rasterio.open(scene) as src:
-        with create_class_raster(classes, 300, 150, src.crs, src.transform, ["a", "b"], [(200, 0, 0), (0, 200, 0)]) as dst:
+        with create_class_raster(
+            classes, 300, 150, src.crs, src.transform, ["a", "b"], [(200, 0, 0), (0, 200, 0)]
+        ) as dst:
             dst.write((np.arange(300)[None, :] // 150 * np.ones((150, 1))).astype(np.uint8), 1)
         out = tmp_path / "p.png"
-        render_preview(RasterioSource(src), [1, 2, 3], classes, ["a", "b"], [(200, 0, 0), (0, 200, 0)], out, title="s.tif", max_side=200)
+        render_preview(
+            RasterioSource(src),
+            [1, 2, 3],
+            classes,
+            ["a", "b"],
+            [(200, 0, 0), (0, 200, 0)],
+            out,
+            title="s.tif",
+            max_side=200,
+        )
     image = Image.open(out)
     assert image.format == "PNG" and image.width > image.height > 50

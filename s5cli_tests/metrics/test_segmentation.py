@@ -7,7 +7,7 @@ import torch
 from s5cli.errors import InputError
 from s5cli.metrics.segmentation import ConfusionMatrix, metrics_for
 
-# algorithms.md §9: the 2 x 3 toy with K = 3 and ignore 255.
+# The 2 x 3 known-answer toy with K = 3 and ignore 255.
 PRED = np.array([[0, 0, 1], [1, 1, 2]])
 GT = np.array([[0, 1, 1], [1, 255, 2]])
 

@@ -1,4 +1,4 @@
-"""Official S5 state dicts made from our models, with the key names and shapes of s5_method.md §1, §3, §5.
+"""Official S5 state dicts made from our models, with the key names and shapes of the official checkpoints.
 
 Written independently of s5cli/models/official.py (the direction here is ours -> official) so that the
 import tests check one mapping against the other.

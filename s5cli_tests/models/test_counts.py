@@ -1,4 +1,4 @@
-"""The S5 paper's parameter table (README of MiliLab/S5, s5_method.md §3), reproduced from built models."""
+"""The S5 paper's parameter table (README of MiliLab/S5; docs/method.md), reproduced from built models."""
 
 import pytest
 
@@ -20,7 +20,7 @@ def test_segmentation_counts_match_paper(preset):
 
 def test_moe_adds_three_partial_experts_and_three_decoders():
     single, multi = paper_specs("vit-b")
-    extra_experts = 12 * 3 * (4 * 768 * 256 + 256)  # L * 3 * (4D*P + P), s5_method.md §3
+    extra_experts = 12 * 3 * (4 * 768 * 256 + 256)  # L * 3 * (4D*P + P)
     d, c, bn = 768, 256, 512  # UPerHead(256) on D channels; a BatchNorm has 2 * 256 parameters
     ppm, bottleneck = 4 * (d * c + bn), (d + 4 * c) * c * 9 + bn
     laterals, fpn_convs, fpn_bottleneck = 3 * (d * c + bn), 3 * (c * c * 9 + bn), 4 * c * c * 9 + bn

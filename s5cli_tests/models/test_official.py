@@ -183,7 +183,7 @@ def _official_class_rows(value: torch.Tensor, task: str, classes: list[str]) -> 
 
 
 def _official_detection_head(state: dict, ours: str, task: str, classes: list[str] | None = None) -> dict:
-    """mmdet/OBBDetection names of one task's neck, RPN and RoI head (s5_method.md §3, §5)."""
+    """mmdet/OBBDetection names of one task's neck, RPN and RoI head."""
     out = {}
     for key, value in state.items():
         if not key.startswith(f"heads.{ours}."):

@@ -1,4 +1,4 @@
-"""Fake DIOR-R in the layout of the official download (docs/datasets.md §5, §10).
+"""Fake DIOR-R in the layout of the official download (docs/datasets.md, DIOR-R).
 
 Real: 800 x 800 JPEGs in JPEGImages-trainval/ and JPEGImages-test/, oriented-box VOC XMLs in
 "Annotations/Oriented Bounding Boxes/" (a folder name with spaces), ImageSets/Main/{train,val,test}.txt

@@ -1,4 +1,4 @@
-"""Fake iSAID as its image and semantic-mask zips extract (docs/datasets.md §7).
+"""Fake iSAID as its image and semantic-mask zips extract (docs/datasets.md, iSAID).
 
 Real: DOTA images {split}/images/P####.png with P####_instance_color_RGB.png (semantic colours, 16
 classes) and P####_instance_id_RGB.png beside them; test has images only. Fake: 2 images per split of

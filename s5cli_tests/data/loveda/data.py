@@ -1,4 +1,4 @@
-"""Fake LoveDA in the layout of the Zenodo Train/Val/Test zips (docs/datasets.md §3, §10).
+"""Fake LoveDA in the layout of the Zenodo Train/Val/Test zips (docs/datasets.md, LoveDA).
 
 Real: 1024 x 1024 RGB PNGs, masks single-channel PNG with 0 = no-data and 1..7 = classes, ids unique
 unpadded integers across folders; Test has no masks. Fake: 32 x 32 images, 3 train (Rural 0, 1;

@@ -1,4 +1,4 @@
-"""Fake Million-AID: unlabeled JPEGs at varying depth and size (docs/datasets.md §8, §10).
+"""Fake Million-AID: unlabeled JPEGs at varying depth and size (docs/datasets.md, Million-AID).
 
 Real: {train,test}/{level1}/{level2}/[{level3}/]P#######.jpg. Fake: 3 train images at depths 2 and 3,
 2 test images (one in a class folder, one flat), sizes 24-40 px.

@@ -1,4 +1,4 @@
-"""Fake OpenEarthMap (without xBD) in the layout of the Zenodo zip (docs/datasets.md §4, §10).
+"""Fake OpenEarthMap (without xBD) in the layout of the Zenodo zip (docs/datasets.md, OpenEarthMap).
 
 Real: OpenEarthMap_wo_xBD/{train,val,test}.txt (basenames) and {region}/{images,labels}/{name}.tif,
 3-band images and 1-band labels 0..8 as georeferenced GeoTIFFs; the xBD regions have labels but no

@@ -1,4 +1,4 @@
-"""Fake ISPRS Potsdam in the layout the official zips unzip to (docs/datasets.md §1, §10).
+"""Fake ISPRS Potsdam in the layout the official zips unzip to (docs/datasets.md, Potsdam).
 
 Real: 38 tiles of 6000 x 6000 px. Fake: 4 tiles of 40 x 40 px with real tile ids, two from each
 split (train 2_10, 6_7; test 2_13, 7_13); RGB, IRRG and RGBIR products that agree band for band;

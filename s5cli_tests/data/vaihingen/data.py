@@ -1,4 +1,4 @@
-"""Fake ISPRS Vaihingen in the layout its three zips unzip to (docs/datasets.md §2, §10).
+"""Fake ISPRS Vaihingen in the layout its three zips unzip to (docs/datasets.md, Vaihingen).
 
 Real: 33 IRRG tiles of about 2000 x 2500 px in top/, colour labels flat beside it with the same
 basename, eroded ones as ..._noBoundary.tif. Fake: 4 tiles of unequal, non-square sizes with real
