@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 import torch
+from pydantic import Field
 from torch import nn
 
 from s5cli.config import StrictConfig
@@ -33,6 +34,7 @@ class OptimConfig(StrictConfig):
     momentum: float = 0.9  # SGD
     layer_decay: float | None = None  # e.g. 0.9: ViT block i gets lr * decay ** (depth - i); None: off
     no_decay_norm_bias: bool = False  # S4P: False (its norm exclusions never match the ViT's `ln` names)
+    no_decay: list[str] = Field(default_factory=list)  # parameter names (suffixes) without weight decay
 
 
 def vit_layer_id(name: str, depth: int, backbone_prefixes: tuple[str, ...] = ("backbone.", "encoder.")) -> int:
@@ -71,6 +73,11 @@ def is_no_decay(name: str, param: torch.Tensor) -> bool:
     return param.ndim <= 1 or name.endswith((".bias", "pos_embed", "cls_token"))
 
 
+def _named_no_decay(name: str, suffixes: list[str]) -> bool:
+    """True when a parameter is named by one of the suffixes (`backbone.pos_embed` also in `net.backbone.pos_embed`)."""
+    return any(name == s or name.endswith(f".{s}") for s in suffixes)
+
+
 def param_groups(
     model: nn.Module,
     cfg: OptimConfig,
@@ -94,7 +101,7 @@ def param_groups(
         layer_id = lambda n, d: vit_layer_id(n, d, prefixes)  # noqa: E731
     groups: dict[tuple[int, bool], dict[str, Any]] = {}
     for name, param in named:
-        no_decay = cfg.no_decay_norm_bias and is_no_decay(name, param)
+        no_decay = (cfg.no_decay_norm_bias and is_no_decay(name, param)) or _named_no_decay(name, cfg.no_decay)
         if cfg.layer_decay is not None and depth is not None:
             lid = layer_id(name, depth)
             scale = cfg.layer_decay ** (depth + 1 - lid)
