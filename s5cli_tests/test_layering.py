@@ -17,8 +17,9 @@ LAYER = {
     "demo": 6,
     "cli": 7, "__main__": 8,
 }  # fmt: skip
-# Pure contracts that lower layers may use: the model spec (a config type, no torch) and box geometry.
-ALLOWED = {"s5cli.models.spec", "s5cli.detection.boxes"}
+# Pure contracts that lower layers may use: the model spec (a config type, no torch) and box geometry
+# (conversions, and the exact polygon clipping that dataset windows and mAP share).
+ALLOWED = {"s5cli.models.spec", "s5cli.detection.boxes", "s5cli.detection.iou"}
 
 
 def _imports(path: Path) -> list[tuple[str, bool]]:

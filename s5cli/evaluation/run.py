@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from s5cli.console import info, warn
+from s5cli.detection.patches import SUBMISSION_MERGE_IOU
 from s5cli.errors import InputError
 from s5cli.evaluation.config import EvaluateConfig
 from s5cli.evaluation.modes import patch_gap, protocol_for
@@ -88,6 +89,7 @@ def plan_jobs(cfg: EvaluateConfig, spec: Any, extra: dict[str, Any]) -> list[Job
             flip=bool(flip) and dinfo.task == "segmentation",
             overlap=own.overlap if own.overlap is not None else (proto.overlap or 0.5),
             gap=cfg.patch_gap if cfg.patch_gap is not None else patch_gap(size),
+            merge_iou=SUBMISSION_MERGE_IOU if split == proto.submission_split else None,  # server files
             batch_size=cfg.batch_size,
             max_images=cfg.max_images,
         )
