@@ -17,6 +17,8 @@ that ships beside it here, valid polygons that coincide or share an edge can int
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -159,11 +161,18 @@ def rotated_iou_aligned(a: Tensor, b: Tensor, eps: float = 1e-9) -> Tensor:
     return out
 
 
-def _overlapping_pairs(ha: Tensor, hb: Tensor) -> tuple[Tensor, Tensor]:
-    """(i, j) of the pairs whose enclosing horizontal boxes (N, 4), (M, 4) overlap with positive area."""
+def _pairwise(ha: Tensor, hb: Tensor, aligned: Callable[[Tensor, Tensor], Tensor], a: Tensor, b: Tensor) -> Tensor:
+    """(N, M) values of `aligned` on the pairs of a, b whose enclosing boxes ha (N, 4), hb (M, 4) overlap; else 0."""
+    out = a.new_zeros(a.shape[0], b.shape[0])
+    if out.numel() == 0:
+        return out
     lt = torch.maximum(ha[:, None, :2], hb[None, :, :2])
     rb = torch.minimum(ha[:, None, 2:], hb[None, :, 2:])
-    return ((rb - lt) > 0).all(-1).nonzero(as_tuple=True)
+    i, j = ((rb - lt) > 0).all(-1).nonzero(as_tuple=True)
+    for start in range(0, i.numel(), PAIR_CHUNK):
+        si, sj = i[start : start + PAIR_CHUNK], j[start : start + PAIR_CHUNK]
+        out[si, sj] = aligned(a[si], b[sj])
+    return out
 
 
 def rotated_iou(a: Tensor, b: Tensor) -> Tensor:
@@ -171,13 +180,7 @@ def rotated_iou(a: Tensor, b: Tensor) -> Tensor:
 
     Only pairs whose enclosing horizontal boxes overlap are clipped; the rest are 0.
     """
-    out = a.new_zeros(a.shape[0], b.shape[0])
-    if out.numel() == 0:
-        return out
-    i, j = _overlapping_pairs(rboxes_to_hboxes(a), rboxes_to_hboxes(b))
-    if i.numel():
-        out[i, j] = rotated_iou_aligned(a[i], b[j])
-    return out
+    return _pairwise(rboxes_to_hboxes(a), rboxes_to_hboxes(b), rotated_iou_aligned, a, b)
 
 
 def quad_iou(a: Tensor, b: Tensor) -> Tensor:
@@ -185,12 +188,8 @@ def quad_iou(a: Tensor, b: Tensor) -> Tensor:
 
     Only pairs whose enclosing horizontal boxes overlap are clipped; the rest are 0.
     """
-    out = a.new_zeros(a.shape[0], b.shape[0])
-    if out.numel() == 0:
-        return out
-    i, j = _overlapping_pairs(polygons_to_hboxes(a), polygons_to_hboxes(b))
-    qa, qb = a.reshape(-1, 4, 2), b.reshape(-1, 4, 2)
-    for start in range(0, i.numel(), PAIR_CHUNK):
-        si, sj = i[start : start + PAIR_CHUNK], j[start : start + PAIR_CHUNK]
-        out[si, sj] = quad_iou_aligned(qa[si], qb[sj])
-    return out
+
+    def aligned(p: Tensor, q: Tensor) -> Tensor:
+        return quad_iou_aligned(p.reshape(-1, 4, 2), q.reshape(-1, 4, 2))
+
+    return _pairwise(polygons_to_hboxes(a), polygons_to_hboxes(b), aligned, a, b)
