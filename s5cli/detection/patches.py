@@ -42,6 +42,8 @@ def _crop(image: Tensor, x: int, y: int, size: int, pad_value: float | Sequence[
         return patch
     # Images smaller than a patch: pad right and bottom, per band.
     fill = torch.as_tensor(pad_value, dtype=image.dtype, device=image.device).reshape(-1, 1, 1)
+    if fill.shape[0] not in (1, image.shape[0]):
+        raise InputError(f"{fill.shape[0]} padding values for a {image.shape[0]}-band image")
     out = fill.expand(image.shape[0], size, size).clone()
     out[:, : patch.shape[1], : patch.shape[2]] = patch
     return out
