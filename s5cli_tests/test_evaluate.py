@@ -201,3 +201,19 @@ def test_options_land_in_their_fields(runner, tmp_path: Path, monkeypatch) -> No
         EvaluateConfig, Path(__file__).parent.parent / "configs" / "evaluate.yaml", {"checkpoint": "c.pt"}
     )
     assert base.mode is None and base.flip is None and base.amp == "off"
+
+
+def test_dota_patches_merge_at_the_servers_iou_for_test_and_the_local_one_for_val() -> None:
+    from s5cli.datasets.registry import dataset_info
+    from s5cli.evaluation.config import EvaluateConfig
+    from s5cli.evaluation.run import plan_jobs
+    from s5cli.models.spec import HeadSpec, ModelSpec
+
+    spec = ModelSpec(preset="vit-nano", heads=[HeadSpec.from_dataset(dataset_info("dota-v2.0"))])
+    merges = {}
+    for split in ("val", "test"):
+        cfg = EvaluateConfig(checkpoint=Path("s5.pt"), datasets=["dota-v2.0"], data_root=DATA, split=split)
+        (job,) = plan_jobs(cfg, spec)
+        assert job.settings.mode == "patches" and job.options == {"patch_size": None}
+        merges[split] = job.settings.merge_iou
+    assert merges == {"val": None, "test": 0.5}  # None: detection.patches.MERGE_IOU (0.1)

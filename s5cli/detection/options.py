@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import model_validator
 
 from s5cli.config import StrictConfig
@@ -13,6 +15,12 @@ class DetectionOptions(StrictConfig):
     # Network
     fpn_channels: int = 256
     fc_channels: int = 1024  # OBBShared2FCBBoxHead
+    # Initial weights of a fresh head. "s5": as S5 trained them: OBBTwoStageDetectorMTD.init_weights tests
+    # `neck` / `rpn_head` / `roi_head` attributes it does not have, so it never runs; the necks keep mmcv
+    # ConvModule's construction-time kaiming (fan_out, normal) and the RPN and RoI layers PyTorch's defaults.
+    # "mmdet": what mmdet's init_weights would have set (FPN xavier, RPN normal 0.01, shared FCs xavier,
+    # classifier normal 0.01, regressor normal 0.001). The default is "s5", the init behind the paper's numbers.
+    init: Literal["s5", "mmdet"] = "s5"
     # Anchors: one scale, three ratios per level; the FPN has one level per stride
     anchor_strides: tuple[int, ...] = (4, 8, 16, 32, 64)
     anchor_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)  # height / width

@@ -18,8 +18,8 @@ import torch
 from rasterio.windows import Window
 
 from s5cli.console import progress_bar
-from s5cli.detection.boxes import rboxes_to_corners, rboxes_to_hboxes
 from s5cli.detection.patches import merge_detections, patch_origins
+from s5cli.geometry.boxes import rboxes_to_corners, rboxes_to_hboxes
 from s5cli.inference.sources import WindowSource
 
 if TYPE_CHECKING:

@@ -17,6 +17,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from s5cli.datasets.info import DatasetInfo
+from s5cli.detection.patches import SUBMISSION_MERGE_IOU
 from s5cli.errors import InputError
 from s5cli.models.spec import HeadSpec
 from s5cli.scoring.score import DatasetResult, EvalSettings, evaluate_dataset
@@ -93,6 +94,8 @@ def plan_job(info: DatasetInfo, head: HeadSpec, root: str | Path, choices: Choic
     options.update(choices.options)
     flip = choices.flip if choices.flip is not None else proto.flip
     overlap = next(v for v in (choices.overlap, proto.overlap, trained.overlap) if v is not None)
+    split = choices.split or proto.split
+    server = split == proto.submission_split  # DOTA's server files are merged at another IoU than local scores
     settings = EvalSettings(
         mode=mode,  # type: ignore[arg-type]
         size=size,
@@ -101,8 +104,9 @@ def plan_job(info: DatasetInfo, head: HeadSpec, root: str | Path, choices: Choic
         gap=gap,
         batch_size=choices.batch_size,
         max_images=choices.max_images,
+        merge_iou=SUBMISSION_MERGE_IOU if server else None,
     )
-    return Job(info, head, Path(root), choices.split or proto.split, options, settings)
+    return Job(info, head, Path(root), split, options, settings)
 
 
 class Validator:

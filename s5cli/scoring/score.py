@@ -36,6 +36,7 @@ class EvalSettings:
     flip: bool = False
     overlap: float = 0.5  # slide mode
     gap: int = 200  # detection patches
+    merge_iou: float | None = None  # detection patches: merge NMS IoU; None: local evaluation's (detection.patches)
     batch_size: int = 4
     max_images: int | None = None
 
@@ -108,13 +109,13 @@ class _DetectionScore:
     """Rotated-box mAP of a split: predictions are {"boxes", "scores", "labels"} in image pixels."""
 
     def __init__(self, info: Any, head_classes: list[str]) -> None:
-        from s5cli.metrics.detection import DetectionEvaluator
+        from s5cli.metrics.detection import evaluator_for
 
-        self.evaluator = DetectionEvaluator(list(info.classes))
+        self.evaluator = evaluator_for(info)
 
     def predict(self, model: nn.Module, image: torch.Tensor, name: str, s: EvalSettings, autocast: Autocast) -> Any:
         if s.mode == "patches":
-            pred = detect_patches(model, image, name, s.size, s.gap, autocast)
+            pred = detect_patches(model, image, name, s.size, s.gap, autocast, merge_iou=s.merge_iou)
         else:
             pred = detect(model, image, name, s.size, autocast)
         return {k: v.cpu() for k, v in pred.items()}
