@@ -82,12 +82,14 @@ def _norm(name: str) -> str:
 
 
 def _our_classes(name: str) -> list[str] | None:
-    try:  # the class table of our datasets (network engineer's module), when installed
-        from s5cli.models.known_heads import known_head
+    """The classes of a registered detection dataset (its record), None for a name the registry lacks."""
+    from s5cli.datasets.registry import dataset_info
 
-        return list(known_head(name, task="detection").classes)
-    except (ImportError, S5Error, KeyError, AttributeError, TypeError):
+    try:
+        info = dataset_info(name)
+    except S5Error:
         return None
+    return list(info.classes) if info.task == "detection" else None
 
 
 def class_permutation(task: str | None, ours: list[str] | None) -> list[int] | None:
