@@ -217,3 +217,23 @@ def test_dota_patches_merge_at_the_servers_iou_for_test_and_the_local_one_for_va
         assert job.settings.mode == "patches" and job.options == {"patch_size": None}
         merges[split] = job.settings.merge_iou
     assert merges == {"val": None, "test": 0.5}  # None: detection.patches.MERGE_IOU (0.1)
+
+
+def test_paper_protocol_through_the_cli(runner, tmp_path_factory) -> None:
+    """`--protocol paper` scores as the authors' code: the head's K classes, clutter as the ignore index K."""
+    run = trained_run(runner, tmp_path_factory)
+    args = [run / "checkpoint.pt", "--datasets", "potsdam,loveda", "--data-root", DATA, "--json"]
+    standard = json.loads(invoke(runner, "evaluate", args).stdout)
+    result = invoke(runner, "evaluate", [*args, "--protocol", "paper"])
+    assert result.exit_code == 0, result.output
+    paper = json.loads(result.stdout)
+    potsdam = paper["datasets"][0]
+    assert [r["class"] for r in potsdam["per_class"]] == [
+        "impervious_surface",
+        "building",
+        "low_vegetation",
+        "tree",
+        "car",
+    ]
+    assert [r["class"] for r in standard["datasets"][0]["per_class"]][-1] == "clutter"  # the standard table: 6 rows
+    assert potsdam["score"] is not None and potsdam["images"] == standard["datasets"][0]["images"]

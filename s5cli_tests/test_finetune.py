@@ -241,6 +241,18 @@ def test_detection_learns_its_position_grid_at_its_own_size(tmp_path: Path) -> N
     assert decay["backbone.pos_embed"] == 0.0 and decay["backbone.blocks.0.attn.qkv.weight"] == 0.05
 
 
+def test_paper_model_selection_is_the_mean_miou_without_flip() -> None:
+    from s5cli.finetune.data import plan_datasets
+    from s5cli.finetune.run import _validator
+
+    cfg = _tiny_cfg(["potsdam"], protocol="paper")
+    validator = _validator(plan_datasets(cfg), cfg)
+    ((job, _),) = validator.jobs
+    assert job.settings.paper and not job.settings.flip and validator.select == "mIoU"
+    standard = _validator(plan_datasets(_tiny_cfg(["potsdam"])), _tiny_cfg(["potsdam"]))
+    assert standard.jobs[0][0].settings.flip and standard.select is None  # Potsdam: mF1 with flip TTA
+
+
 # ---- end to end --------------------------------------------------------------------------------
 
 

@@ -40,6 +40,7 @@ class EvaluateConfig(StrictConfig):
     output: Path | None = None  # per-class metrics CSV
     overwrite: bool = False
     device: str = "auto"
+    protocol: Literal["standard", "paper"] = "standard"  # paper: the authors' evaluation, quirks included
     amp: Literal["auto", "bf16", "fp16", "off"] = "off"  # off: float32, results independent of the CPU
 
     def settings_for(self, name: str) -> EvalDatasetSettings:

@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from s5cli.inference.predictor import Predictor
 
 
-
 def detect_source(
     source: WindowSource,
     predictor: Predictor,
