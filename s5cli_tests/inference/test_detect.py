@@ -92,7 +92,7 @@ def test_detect_scene_writes_boxes_in_the_crs(tmp_path: Path) -> None:
     summary = detect_scene(plan, predictor, cfg, gpkg, tmp_path)
     assert summary["detections"] == 2 and summary["skipped_tiles"] == 0
     frame = pyogrio.read_dataframe(gpkg, layer="s")
-    assert list(frame.columns[:4]) == list(DETECTION_FIELDS) and frame.crs.to_epsg() == 32633
+    assert list(frame.columns[:5]) == list(DETECTION_FIELDS) and frame.crs.to_epsg() == 32633
     assert frame.class_name.tolist() == ["ship", "ship"]
     got = sorted(frame.geometry, key=lambda g: g.bounds[0])
     for geom, (c, r, w, h) in zip(got, SQUARES):
