@@ -29,11 +29,11 @@ class PixelFormat:
     origin: str | None = None  # the file that says so (a dataset YAML), for messages
 
     def band_advice(self, channels: int) -> str:
-        """How the user chooses `channels` bands of this dataset."""
-        example = ", ".join(str(b) for b in range(1, channels + 1))
+        """How the user gets `channels` bands out of this dataset (a YAML chooses them; a benchmark cannot)."""
         if self.origin is not None and str(self.origin).lower().endswith((".yaml", ".yml")):
-            return f"choose them with `bands: [{example}]` in {self.origin}"
-        return f"choose {channels} band(s), e.g. [{example}]"
+            example = ", ".join(str(b) for b in range(1, channels + 1))
+            return f"choose {channels} with `bands: [{example}]` in {self.origin}"
+        return f"its loader reads {len(self.bands)} ({', '.join(self.names)}): use a checkpoint that takes those"
 
 
 def benchmark_format(info: DatasetInfo) -> PixelFormat:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -143,6 +144,15 @@ def open_raster(path: str | os.PathLike[str]) -> rasterio.io.DatasetReader:
         raise InputError(f"cannot open ({_short(exc)})", p) from None
 
 
+@contextmanager
+def read_errors(src: rasterio.io.DatasetReader, what: str = "read") -> Iterator[None]:
+    """GDAL read failures inside (a truncated or corrupt file) become one InputError naming the file."""
+    try:
+        yield
+    except RasterioError as exc:
+        raise InputError(f"cannot {what} ({_short(exc)})", src.name) from None
+
+
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     # GDAL repeats the path at the start of many messages.
@@ -253,11 +263,9 @@ def read_window(
     if r1 <= r0 or c1 <= c0:
         return out, valid
     inner = Window(c0, r0, c1 - c0, r1 - r0)
-    try:
+    with read_errors(src, f"read window {inner}"):
         data = src.read(indexes, window=inner)
         keep = mask_valid(src, data, inner, nodata=nodata)
-    except RasterioError as exc:
-        raise InputError(f"cannot read window {inner} ({_short(exc)})", src.name) from None
     finite = finite_pixels(data)
     if not finite.all():
         data[:, ~finite] = pad_value

@@ -136,6 +136,28 @@ class AreaCalculator:
         return shapely.area(shapely.transform(dense, _project))
 
 
+def row_pixel_areas(transform: Affine, crs: CRS | None, width: int, height: int) -> np.ndarray:
+    """(height,) m² of one pixel in each row: constant in a projected CRS, geodesic per row in a geographic one.
+
+    Geographic pixels shrink towards the poles; each row's pixel at the centre column is measured on the
+    CRS's ellipsoid (exact for north-up grids). NaN without a CRS.
+    """
+    if crs is None:
+        return np.full(height, np.nan)
+    if not crs.is_geographic:
+        unit = crs.linear_units_factor[1] if crs.is_projected else 1.0
+        return np.full(height, abs(transform.a * transform.e - transform.b * transform.d) * unit * unit)
+    geod = ProjCRS.from_wkt(crs.to_wkt()).get_geod()
+    if geod is None:
+        return np.full(height, np.nan)
+    col = width / 2
+    rows = np.arange(height, dtype=np.float64)
+    corners = [(col, rows), (col + 1, rows), (col + 1, rows + 1), (col, rows + 1)]
+    lons = np.stack([transform.a * c + transform.b * r + transform.c for c, r in corners], axis=1)
+    lats = np.stack([transform.d * c + transform.e * r + transform.f for c, r in corners], axis=1)
+    return np.asarray([abs(geod.polygon_area_perimeter(lo, la)[0]) for lo, la in zip(lons, lats)])
+
+
 def segment_frame(
     pieces: list[Piece],
     classes: Sequence[str],

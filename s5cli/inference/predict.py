@@ -38,6 +38,7 @@ def plan_targets(scenes: list[str], cfg: PredictConfig) -> list[SceneTargets]:
     several = len(scenes) > 1
     taken: list[Path] = []
     if cfg.output is not None:
+        check_output(cfg.output, cfg.overwrite)  # an existing path is refused before its name is judged
         fmt = vector_format(cfg.output)
         if several and not fmt.multi_layer:
             raise InputError(f"a {fmt.name} file holds one layer: with several scenes write a .gpkg", cfg.output)

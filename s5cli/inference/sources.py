@@ -20,7 +20,7 @@ from rasterio.windows import Window
 
 from s5cli.errors import InputError
 from s5cli.geo.cog import iter_blocks
-from s5cli.geo.raster import Nodata, finite_pixels, mask_valid, read_window
+from s5cli.geo.raster import Nodata, finite_pixels, mask_valid, read_errors, read_window
 
 COUNT_BLOCK = 1024  # block side of the pass that counts non-finite pixels
 
@@ -75,8 +75,9 @@ class RasterioSource:
         """An overview-sized read (GDAL uses the file's overviews when it has them)."""
         indexes = bands or list(range(1, self.count + 1))
         shape = _decimated_shape(self.width, self.height, max_side)
-        data = self.ds.read(indexes, out_shape=(len(indexes), *shape), resampling=Resampling.nearest)
-        valid = mask_valid(self.ds, data, out_shape=shape, nodata=self.rule)
+        with read_errors(self.ds):
+            data = self.ds.read(indexes, out_shape=(len(indexes), *shape), resampling=Resampling.nearest)
+            valid = mask_valid(self.ds, data, out_shape=shape, nodata=self.rule)
         finite = finite_pixels(data)
         if not finite.all():
             data[:, ~finite] = 0
@@ -89,8 +90,10 @@ class RasterioSource:
         indexes = bands or list(range(1, self.count + 1))
         count = 0
         for win in iter_blocks(self.width, self.height, COUNT_BLOCK):
-            data = self.ds.read(indexes, window=win)
-            count += int(np.count_nonzero(mask_valid(self.ds, data, win, nodata=self.rule) & ~finite_pixels(data)))
+            with read_errors(self.ds):
+                data = self.ds.read(indexes, window=win)
+                valid = mask_valid(self.ds, data, win, nodata=self.rule)
+            count += int(np.count_nonzero(valid & ~finite_pixels(data)))
         return count
 
     def close(self) -> None:

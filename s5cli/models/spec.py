@@ -161,7 +161,7 @@ def input_spec(formats: Mapping[str, Any], base: InputSpec | None = None) -> Inp
         if base is not None and len(fmt.bands) != len(base.bands):
             raise InputError(
                 f"dataset '{name}' gives {len(fmt.bands)} band(s) but the init checkpoint takes "
-                f"{len(base.bands)} ({', '.join(base.bands)}); {fmt.band_advice(len(base.bands))}",
+                f"{len(base.bands)} bands ({', '.join(base.bands)}); {fmt.band_advice(len(base.bands))}",
                 fmt.origin,
             )
         if len(fmt.bands) != channels:
