@@ -87,3 +87,21 @@ def test_usage_errors_are_one_line(runner) -> None:
 def test_global_flags_may_follow_the_command(runner) -> None:
     result = runner.invoke(app, ["models", "--json", "-q"])
     assert result.exit_code == 0, result.output
+
+
+def test_library_warnings_are_one_line(capsys, monkeypatch) -> None:
+    import warnings
+
+    from s5cli.console import one_line_warnings
+
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # put back after the test
+    one_line_warnings()
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.warn(
+            "This DataLoader will create 8 worker processes in total.\n  Our suggested max is 2.",
+            UserWarning,
+            stacklevel=1,
+        )
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == ["warning: This DataLoader will create 8 worker processes in total. Our suggested max is 2."]

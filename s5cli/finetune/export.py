@@ -33,7 +33,9 @@ def export_checkpoint(
     names = [h.name for h in spec.heads]
     if dataset is None:
         if len(names) > 1:
-            raise InputError(f"this checkpoint has several heads ({', '.join(names)}); choose one with --dataset")
+            raise InputError(
+                f"this checkpoint has several heads ({', '.join(names)}); choose one with --dataset", checkpoint
+            )
         dataset = names[0]
     name = dataset if dataset in names else _canonical_or_none(dataset)
     if name not in names:

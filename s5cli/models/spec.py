@@ -137,10 +137,6 @@ class InputSpec(PixelRead):
             return self.model_copy(update={"heads": {}})
         return self.model_copy(update={**own.model_dump(), "heads": {}})
 
-    def read(self) -> PixelRead:
-        """The PixelRead part of this contract."""
-        return PixelRead.model_validate({k: getattr(self, k) for k in PixelRead.model_fields})
-
 
 def input_spec(formats: Mapping[str, Any], base: InputSpec | None = None) -> InputSpec:
     """The input contract of a model trained on these datasets: head name -> its loader's PixelFormat.

@@ -123,6 +123,9 @@ def test_info_and_head(project) -> None:
 
     head = HeadSpec.from_dataset(info)
     assert head.name == "mytown" and head.num_classes == 3 and len(head.palette) == 3
+    from s5cli.datasets.info import NEUTRAL
+
+    assert info.palette[0] == NEUTRAL  # a class named background is neutral grey without a `background:` key
 
 
 def test_errors(project, tmp_path: Path) -> None:
@@ -148,9 +151,7 @@ def test_pixel_format_records_bands_scale_dtype_and_gsd(tmp_path: Path) -> None:
 
     for name in ("a", "b"):  # 12-bit data stored in uint16, 4 bands, 0.3 m pixels
         scenes.make_scene(tmp_path / f"{name}.tif", bands=4, dtype="uint16", gsd=0.3)
-    gpd.GeoDataFrame({"class": ["x"]}, geometry=[pixel_box(2, 2, 9, 9)], crs="EPSG:32633").to_file(
-        tmp_path / "l.gpkg"
-    )
+    gpd.GeoDataFrame({"class": ["x"]}, geometry=[pixel_box(2, 2, 9, 9)], crs="EPSG:32633").to_file(tmp_path / "l.gpkg")
     base = {"classes": ["background", "x"], "scenes": ["a.tif", "b.tif"], "labels": "l.gpkg", "tile_size": 32}
     chosen = tmp_path / "chosen.yaml"
     chosen.write_text(yaml.safe_dump({**base, "bands": [2, 3, 4], "scale": 4095}))
@@ -189,12 +190,8 @@ def test_wgs84_labels_over_scenes_in_two_utm_zones(tmp_path: Path) -> None:
     labels = gpd.GeoDataFrame(pd_concat(parts), crs="EPSG:4326")
     labels.to_file(tmp_path / "labels.geojson", driver="GeoJSON")
     path = tmp_path / "zones.yaml"
-    path.write_text(
-        yaml.safe_dump(
-            {"classes": ["background", "building"], "scenes": ["west.tif", "east.tif"], "labels": "labels.geojson",
-             "class_column": "kind", "background": "background", "tile_size": 32}  # fmt: skip
-        )
-    )
+    cfg = {"classes": ["background", "building"], "scenes": ["west.tif", "east.tif"], "labels": "labels.geojson"}
+    path.write_text(yaml.safe_dump({**cfg, "class_column": "kind", "background": "background", "tile_size": 32}))
     ds = CustomDataset(path)
     first_of = {ds.scenes[s].name: i for i, (s, w) in reversed(list(enumerate(ds.index))) if w[:2] == (0, 0)}
     for name in ("west.tif", "east.tif"):  # each scene gets its own building, reprojected from WGS84 to its zone

@@ -5,9 +5,8 @@ import pytest
 import rasterio
 
 from s5cli.errors import InputError
-from s5cli.geo.raster import describe_raster
+from s5cli.geo.raster import describe_raster, unit_scale
 from s5cli.inference.inputs import expand_scenes, resolve_bands, working_factor
-from s5cli.geo.raster import unit_scale
 from s5cli.inference.normalize import Normaliser, make_normaliser
 from s5cli.inference.sources import RasterioSource
 from s5cli.models.spec import InputSpec
