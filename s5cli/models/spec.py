@@ -16,11 +16,14 @@ The contract every part of s5cli relies on:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
 
 from s5cli.config import StrictConfig
+
+if TYPE_CHECKING:
+    from s5cli.datasets.pixels import PixelFormat
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # ImageNet statistics on RGB in [0, 1] (S5's normalisation)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -138,7 +141,7 @@ class InputSpec(PixelRead):
         return self.model_copy(update={**own.model_dump(), "heads": {}})
 
 
-def input_spec(formats: Mapping[str, Any], base: InputSpec | None = None) -> InputSpec:
+def input_spec(formats: Mapping[str, PixelFormat], base: InputSpec | None = None) -> InputSpec:
     """The input contract of a model trained on these datasets: head name -> its loader's PixelFormat.
 
     Both training stages build it here from what their loaders read (datasets/pixels.py). `base` is an
