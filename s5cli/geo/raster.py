@@ -222,8 +222,6 @@ def mask_valid(
     if MaskFlags.nodata in flags:  # the file's nodata shadows its alpha band: read that band itself
         alpha = _alpha_band(src)
         if alpha is not None:
-            if out_shape is not None:
-                kwargs["out_shape"] = (1, *out_shape)
             valid &= src.read(alpha, **kwargs).reshape(shape) > 0
     elif MaskFlags.all_valid not in flags:  # an alpha band or a mask band
         valid &= src.dataset_mask(**kwargs) > 0
