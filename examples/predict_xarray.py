@@ -21,6 +21,7 @@ import importlib.util
 import numpy as np
 import rioxarray
 
+from s5cli.geo.vector import row_pixel_areas
 from s5cli.inference.xarray_api import predict_dataarray
 
 
@@ -49,15 +50,16 @@ def main() -> None:
     classes.rio.to_raster(args.output, compress="deflate")
     print(f"wrote {args.output}: {classes.dtype} {dict(classes.sizes)}, CRS {classes.rio.crs}")
 
-    # Area per class from the pixel size; mean confidence where that class won.
-    xres, yres = classes.rio.resolution()
-    pixel_m2 = abs(xres * yres)
+    # Area per class in true square metres (a geographic CRS's pixels shrink towards the poles, so each
+    # row's pixel area is measured on the ellipsoid); mean confidence where that class won.
     ids = classes.values
+    row_m2 = row_pixel_areas(classes.rio.transform(), classes.rio.crs, ids.shape[1], ids.shape[0])
     for k, name in enumerate(classes.attrs["class_names"]):
         where = ids == k
         if where.any():
+            area = float(where.sum(axis=1) @ row_m2)
             conf = float(np.nanmean(confidence.values[where]))
-            print(f"  {name:<12} {where.sum() * pixel_m2:>10.0f} m2   mean confidence {conf:.2f}")
+            print(f"  {name:<12} {area:>12.1f} m2   mean confidence {conf:.2f}")
 
 
 if __name__ == "__main__":

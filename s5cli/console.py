@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TypeVar
@@ -64,6 +65,24 @@ def info(message: str) -> None:
 def warn(message: str) -> None:
     """Print a warning on stderr (shown also under -q: it may change how output is read)."""
     console.print(f"warning: {message}", markup=False, style="yellow", soft_wrap=True)
+
+
+def show_warning_line(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: object = None,
+    line: object = None,
+) -> None:
+    """`warnings.showwarning` in our form: one `warning:` line, without the source line Python adds."""
+    del category, filename, lineno, file, line
+    warn(" ".join(str(message).split()))
+
+
+def one_line_warnings() -> None:
+    """Show the warnings libraries raise (pyogrio, torch's DataLoader, ...) as one line each, like ours."""
+    warnings.showwarning = show_warning_line
 
 
 def _new_progress(unit: str) -> Progress:

@@ -94,3 +94,21 @@ def test_flags_show_as_flags_in_help(runner) -> None:
     assert result.exit_code == 0
     line = next(line for line in result.stdout.splitlines() if "--probs" in line)
     assert "<bool>" not in line and "Also write" in line
+
+
+def test_library_warnings_are_one_line(capsys, monkeypatch) -> None:
+    import warnings
+
+    from s5cli.console import one_line_warnings
+
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # put back after the test
+    one_line_warnings()
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.warn(
+            "This DataLoader will create 8 worker processes in total.\n  Our suggested max is 2.",
+            UserWarning,
+            stacklevel=1,
+        )
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == ["warning: This DataLoader will create 8 worker processes in total. Our suggested max is 2."]

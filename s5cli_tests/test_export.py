@@ -59,6 +59,14 @@ def test_export_errors_are_one_line_exit_2(runner, tmp_path_factory, tmp_path: P
     assert result.exit_code == 0, result.output
     _, spec, _ = load_checkpoint(existing)
     assert [h.name for h in spec.heads] == ["loveda"] and not spec.moe
+    assert spec.input.gsd == 0.3 and spec.input.heads == {}  # LoveDA's own contract, not the MoE model's first
+    result = invoke(runner, "export", [ckpt, "-o", tmp_path / "any.pt"])
+    assert (
+        result.exit_code == 2 and "several heads (potsdam, loveda, dior-r); choose one with --dataset" in result.output
+    )
+    single = tmp_path / "single.pt"  # one head: --dataset is not needed
+    assert invoke(runner, "export", [existing, "-o", single]).exit_code == 0
+    assert [h.name for h in load_checkpoint(single)[1].heads] == ["loveda"]
 
 
 def test_moe_ffn_merged_fc2_matches_the_two_part_ffn_and_tracks_weight_changes() -> None:

@@ -277,6 +277,9 @@ def test_three_datasets_train_through_the_cli(runner, tmp_path_factory) -> None:
     assert [h.task for h in spec.heads] == ["segmentation", "segmentation", "detection"]
     assert ckpt["extra"]["stage"] == "finetune"
     assert {h.name: h.input.size for h in spec.heads} == {"potsdam": 32, "loveda": 32, "dior-r": 64}
+    gsd = {h.name: spec.input.for_head(h.name).gsd for h in spec.heads}  # each benchmark's, for --gsd auto
+    assert gsd == {"potsdam": 0.05, "loveda": 0.3, "dior-r": None}
+    assert all(spec.input.for_head(h.name).dtype == "uint8" for h in spec.heads)
     best = load_checkpoint(run / "best.pt")[2]["extra"]
     assert best["best_score"] == pytest.approx(last["val_mean"], abs=1e-5)
     assert model(torch.rand(1, 3, 32, 32), "loveda").shape == (1, 7, 32, 32)

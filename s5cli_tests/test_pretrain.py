@@ -367,8 +367,8 @@ def test_labeled_source_can_be_a_custom_gis_dataset(tmp_path: Path, monkeypatch:
     from s5cli.pretrain.run import run_pretrain
     from s5cli_tests.scenes import make_scene
 
-    for name, seed in (("north", 1), ("south", 2)):
-        make_scene(tmp_path / f"{name}.tif", seed=seed)  # 96 x 80, EPSG:32633, 0.5 m pixels from (500000, 5800000)
+    for name, seed in (("north", 1), ("south", 2)):  # 96 x 80, EPSG:32633, 0.5 m pixels from (500000, 5800000),
+        make_scene(tmp_path / f"{name}.tif", seed=seed, bands=4, dtype="uint16")  # 12-bit values in uint16
     x0, y0 = 500_000.0, 5_800_000.0
     frame = gpd.GeoDataFrame(
         {
@@ -386,6 +386,8 @@ def test_labeled_source_can_be_a_custom_gis_dataset(tmp_path: Path, monkeypatch:
         "class_column": "kind",
         "background": "background",
         "tile_size": 32,
+        "bands": [2, 3, 4],
+        "scale": 4095,
     }
     (tmp_path / "mytown.yaml").write_text(yaml.safe_dump(spec))
     monkeypatch.chdir(REPO)
@@ -402,3 +404,5 @@ def test_labeled_source_can_be_a_custom_gis_dataset(tmp_path: Path, monkeypatch:
     assert model(torch.rand(1, 3, 32, 32), "mytown").shape == (1, 3, 32, 32)
     assert [h.name for h in spec_out.heads] == ["mytown"] and spec_out.heads[0].classes == spec["classes"]
     assert "val_mytown_mIoU" in ckpt["extra"]["metrics"]
+    contract = spec_out.input.for_head("mytown")  # how the labeled data were read, for predict
+    assert (contract.source_bands, contract.scale, contract.dtype, contract.gsd) == ([2, 3, 4], 4095.0, "uint16", 0.5)

@@ -17,7 +17,7 @@ from s5cli.cli.predict_cmd import predict
 from s5cli.cli.prepare_cmd import prepare
 from s5cli.cli.pretrain_cmd import pretrain
 from s5cli.cli.weights_cmd import weights
-from s5cli.console import set_verbosity
+from s5cli.console import one_line_warnings, set_verbosity
 
 app = typer.Typer(
     name="s5",
@@ -67,6 +67,8 @@ def _root(
     """S5 for GIS."""
     set_verbosity(verbose, quiet)
     set_debug(debug)
+    if not debug:  # --debug keeps Python's warnings with their source lines
+        one_line_warnings()
 
 
 def _register() -> None:

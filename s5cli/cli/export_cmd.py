@@ -10,10 +10,17 @@ import typer
 from s5cli.cli.options import OutputOpt, OverwriteOpt
 
 CheckpointArg = Annotated[Path, typer.Argument(help="A fine-tuned checkpoint (.pt).", show_default=False)]
-DatasetOpt = Annotated[str, typer.Option("--dataset", help="The dataset whose head and expert to keep.")]
+DatasetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--dataset", help="The dataset whose head and expert to keep (not needed with one head).", show_default=False
+    ),
+]
 
 
-def export(checkpoint: CheckpointArg, dataset: DatasetOpt, output: OutputOpt, overwrite: OverwriteOpt = False) -> None:
+def export(
+    checkpoint: CheckpointArg, output: OutputOpt, dataset: DatasetOpt = None, overwrite: OverwriteOpt = False
+) -> None:
     """Export one dataset's dense model (shared FFN + its expert merged, its head only) for fast predict.
 
     $ s5 export runs/finetune/best.pt --dataset potsdam -o potsdam.pt

@@ -19,10 +19,7 @@ from rasterio.errors import NotGeoreferencedWarning
 
 from s5cli.curation.config import Shard
 from s5cli.errors import InputError
-from s5cli.geo.raster import open_raster
-
-# Formats GDAL reads that hold imagery; anything else in a folder is ignored.
-IMAGE_SUFFIXES = frozenset({".tif", ".tiff", ".png", ".jpg", ".jpeg", ".jp2", ".vrt", ".img"})
+from s5cli.geo.raster import is_raster_name, open_raster, walk_rasters
 
 
 @dataclass(frozen=True)
@@ -48,32 +45,17 @@ class Scene:
         return int(self.key, 16) % shard.count == shard.index
 
 
-def _is_image(name: str) -> bool:
-    return not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES
-
-
-def _walk(folder: Path, exclude: set[str]) -> Iterator[str]:
-    """Image files under a folder, depth-first with sorted names; hidden and excluded folders skipped."""
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(
-            d for d in dirs if not d.startswith(".") and os.path.abspath(os.path.join(root, d)) not in exclude
-        )
-        for name in sorted(files):
-            if _is_image(name):
-                yield os.path.abspath(os.path.join(root, name))
-
-
 def _expand(arg: str, exclude: set[str]) -> Iterator[str]:
     path = Path(arg)
     if path.is_dir():
-        yield from _walk(path, exclude)
+        yield from map(os.path.abspath, walk_rasters(path, sorted(exclude)))
     elif path.exists():
         yield os.path.abspath(path)
     else:
         for match in sorted(glob.glob(arg, recursive=True)):
             if os.path.isdir(match):
-                yield from _walk(Path(match), exclude)
-            elif _is_image(os.path.basename(match)):
+                yield from map(os.path.abspath, walk_rasters(match, sorted(exclude)))
+            elif is_raster_name(os.path.basename(match)):
                 yield os.path.abspath(match)
 
 

@@ -152,4 +152,5 @@ def load_teacher(
 
     dev = resolve_device(device)
     model, spec, _ = load_checkpoint(path, dev)
-    return Teacher(model, spec.head(head), spec.input, dev, background, batch_size)
+    chosen = spec.head(head)
+    return Teacher(model, chosen, spec.input.for_head(chosen.name), dev, background, batch_size)  # its data's scale

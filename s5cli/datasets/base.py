@@ -37,7 +37,7 @@ from torch.utils.data import Dataset
 
 from s5cli.datasets.info import IGNORE, class_lut
 from s5cli.errors import InputError
-from s5cli.geo.raster import open_raster, read_window
+from s5cli.geo.raster import open_raster, read_window, unit_scale
 from s5cli.geo.tiles import grid_starts
 
 Sample = dict[str, Any]
@@ -53,14 +53,7 @@ _MAX_PIXELS = 40_000 * 40_000
 def to_unit_float(data: np.ndarray, scale: float | None = None) -> torch.Tensor:
     """Raw pixels (C, H, W) -> float32 tensor in [0, 1]: /255 for 8-bit, /65535 for 16-bit, or /scale."""
     if scale is None:
-        if data.dtype == np.uint8:
-            scale = 255.0
-        elif data.dtype == np.uint16:
-            scale = 65535.0
-        elif data.dtype.kind == "f":
-            scale = 1.0
-        else:
-            scale = float(np.iinfo(data.dtype).max)
+        scale = unit_scale(str(data.dtype))
     out = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32))
     if scale != 1.0:
         out = out / float(scale)

@@ -23,7 +23,7 @@ from rasterio.windows import bounds as window_bounds
 from rasterio.windows import transform as window_transform
 
 from s5cli.datasets.base import Sample, SampleDataset, Transform, WindowTuple, check_split, to_unit_float
-from s5cli.datasets.custom_config import SPLITS, CustomConfig, SceneEntry, custom_info, read_custom_config
+from s5cli.datasets.custom_config import SPLITS, CustomConfig, custom_info, read_custom_config, scene_entries
 from s5cli.datasets.info import IGNORE
 from s5cli.datasets.polygons import clip_to_window, corners_of
 from s5cli.errors import InputError
@@ -80,11 +80,9 @@ class CustomDataset(SampleDataset):
         self.name = cfg.name
         self.split = check_split(cfg.name, split, SPLITS)
         base = yaml_path.parent
-        entries = [SceneEntry(path=s) if isinstance(s, str) else s for s in cfg.scenes]
         self.scenes: list[Path] = []
         windows: list[tuple[int, WindowTuple, str]] = []
-        for s, entry in enumerate(entries):
-            path = Path(entry.path) if Path(entry.path).is_absolute() else base / entry.path
+        for s, (path, entry) in enumerate(scene_entries(cfg, yaml_path)):
             with open_raster(path) as src:
                 if src.crs is None:
                     raise InputError("has no CRS, so the vector labels cannot be placed on it", path)

@@ -13,6 +13,11 @@ Example ``buildings.yaml`` (paths are relative to the YAML)::
     background: background          # unlabeled pixels; omit to ignore them (255)
     tile_size: 512
     overlap: 0                      # fraction of a tile shared by neighbouring windows, in [0, 1)
+    bands: [1, 2, 3]                # 1-based bands to read; omit for every band
+    scale: 4095                     # raw value that means 1.0 (12-bit data); omit for the dtype's maximum
+
+The checkpoint records the bands, the scale, the rasters' dtype and their GSD (custom_pixel_format),
+and `s5 predict` reads scenes the same way by default.
 
 The loader is s5cli.datasets.custom.CustomDataset.
 """
@@ -20,12 +25,15 @@ The loader is s5cli.datasets.custom.CustomDataset.
 from __future__ import annotations
 
 import os
+import statistics
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
 from s5cli.config import StrictConfig, load_config
 from s5cli.datasets.info import IGNORE, DatasetInfo, Protocol, default_palette
+from s5cli.datasets.pixels import PixelFormat
 from s5cli.errors import InputError
 
 SPLITS = ("train", "val", "test")
@@ -92,10 +100,29 @@ def read_custom_config(path: str | os.PathLike[str]) -> CustomConfig:
     return cfg
 
 
+def scene_entries(cfg: CustomConfig, path: str | os.PathLike[str]) -> list[tuple[Path, SceneEntry]]:
+    """Each scene of a dataset YAML with its path resolved (relative paths are relative to the YAML)."""
+    base = Path(path).parent
+    out = []
+    for item in cfg.scenes:
+        entry = SceneEntry(path=item) if isinstance(item, str) else item
+        scene = Path(entry.path)
+        out.append((scene if scene.is_absolute() else base / scene, entry))
+    return out
+
+
+def background_index(cfg: CustomConfig) -> int | None:
+    """The class shown in a neutral colour: `background:`, else a class named background."""
+    if cfg.background is not None:
+        return cfg.classes.index(cfg.background)
+    lower = [c.lower() for c in cfg.classes]
+    return lower.index("background") if "background" in lower else None
+
+
 def custom_info(path: str | os.PathLike[str]) -> DatasetInfo:
     """The record (name, task, classes, palette, metric, protocol) that a dataset YAML describes."""
     cfg = read_custom_config(path)
-    background = cfg.classes.index(cfg.background) if cfg.background is not None else None
+    background = background_index(cfg)
     palette = tuple(cfg.palette) if cfg.palette else default_palette(len(cfg.classes), background)
     segmentation = cfg.task == "segmentation"
     return DatasetInfo(
@@ -109,4 +136,37 @@ def custom_info(path: str | os.PathLike[str]) -> DatasetInfo:
         layout=f"the scenes and labels named in {path}",
         protocol=Protocol("val", "slide") if segmentation else Protocol("val", "detect"),
         crop_size=cfg.tile_size,
+    )
+
+
+def custom_pixel_format(path: str | os.PathLike[str]) -> PixelFormat:
+    """How CustomDataset reads this YAML's scenes: its `bands` and `scale`, the scenes' dtype and GSD.
+
+    `bands` defaults to every band, `scale` to the dtype's maximum; the GSD is the scenes' median (from
+    their geotransforms).
+    """
+    from s5cli.geo.raster import band_name, describe_raster, unit_scale
+
+    cfg = read_custom_config(path)
+    infos = [describe_raster(scene) for scene, _ in scene_entries(cfg, path)]
+    dtypes = sorted({i.dtype for i in infos})
+    if len(dtypes) > 1 and cfg.scale is None:
+        raise InputError(
+            f"the scenes mix data types ({', '.join(dtypes)}): set `scale:` (the raw value that means 1.0)", path
+        )
+    counts = sorted({i.count for i in infos})
+    bands = tuple(cfg.bands) if cfg.bands else tuple(range(1, counts[0] + 1))
+    if len(counts) > 1 and not cfg.bands:
+        raise InputError(f"the scenes have {' or '.join(map(str, counts))} bands: choose them with `bands:`", path)
+    missing = [b for b in bands if b > counts[0]]
+    if missing:
+        raise InputError(f"`bands:` names band {missing[0]} but the scenes have {counts[0]}", path)
+    gsds = [g for g in (i.gsd_m for i in infos) if g is not None]
+    return PixelFormat(
+        bands=bands,
+        names=tuple(band_name(infos[0], b) for b in bands),
+        scale=float(cfg.scale) if cfg.scale is not None else unit_scale(dtypes[0]),
+        dtype=dtypes[0] if len(dtypes) == 1 else None,
+        gsd=float(statistics.median(gsds)) if gsds else None,
+        origin=str(path),
     )

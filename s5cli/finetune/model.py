@@ -10,16 +10,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from s5cli.console import info, warn
+from s5cli.datasets.pixels import PixelFormat
 from s5cli.errors import ConfigError, InputError
 from s5cli.finetune.config import FinetuneConfig
 from s5cli.models.network import S5Model, build_model, head_key
-from s5cli.models.spec import HeadSpec, ModelSpec
+from s5cli.models.spec import HeadSpec, InputSpec, ModelSpec, input_spec
 
 
 def _respec(spec: ModelSpec, **update: Any) -> ModelSpec:
@@ -58,8 +60,6 @@ def _dense_init(path: Path, cfg: FinetuneConfig, img_size: int) -> S5Model:
     loaded, spec, _ = load_checkpoint(path)
     if cfg.model.preset is not None and cfg.model.preset != spec.preset:
         raise ConfigError(f"model.preset is {cfg.model.preset} but the init checkpoint {path} is a {spec.preset}")
-    if len(spec.input.bands) != 3:
-        raise InputError(f"the init checkpoint takes {len(spec.input.bands)} bands; the benchmarks are RGB", path)
     dense = build_model(_respec(spec, drop_path=cfg.model.drop_path, img_size=img_size))
     weights = loaded.state_dict()
     grid = img_size // get_preset(spec.preset).patch_size
@@ -87,8 +87,14 @@ def _export(moe: S5Model, name: str) -> S5Model:
     return export_dense(moe, name)
 
 
-def build_finetune_model(cfg: FinetuneConfig, heads: list[HeadSpec]) -> S5Model:
-    """The model to fine-tune: upcycled from `cfg.model.init`, or fresh weights (with a warning)."""
+def build_finetune_model(
+    cfg: FinetuneConfig, heads: list[HeadSpec], formats: Mapping[str, PixelFormat] | None = None
+) -> S5Model:
+    """The model to fine-tune: upcycled from `cfg.model.init`, or fresh weights (with a warning).
+
+    `formats` (head name -> how its loader reads pixels) become the checkpoint's input contract
+    (models/spec.py `input_spec`); without them the init's contract, or the RGB default, is kept.
+    """
     from s5cli.models.moe import upcycle
 
     moe = cfg.model.moe if cfg.model.moe is not None else len(heads) > 1
@@ -98,7 +104,9 @@ def build_finetune_model(cfg: FinetuneConfig, heads: list[HeadSpec]) -> S5Model:
         preset = cfg.model.preset or "vit-b"
         _check_width(preset, cfg.model.expert_width, moe)
         warn("no --init checkpoint: fine-tuning starts from random weights (give an S4P checkpoint for S5)")
+        contract = input_spec(formats) if formats else None
         spec = ModelSpec(
+            input=contract or InputSpec(),
             preset=preset,
             heads=heads,
             moe=moe,
@@ -112,6 +120,8 @@ def build_finetune_model(cfg: FinetuneConfig, heads: list[HeadSpec]) -> S5Model:
         from s5cli.models.checkpoint import checkpoint_spec, read_checkpoint
 
         ckpt_spec = checkpoint_spec(read_checkpoint(init), init)
+        # The data's band count must fit the init's weights; its normalisation stays (the weights learnt it).
+        contract = input_spec(formats, base=ckpt_spec.input) if formats else None
         if ckpt_spec.moe:
             if [h.name for h in ckpt_spec.heads] != names or not moe:
                 raise InputError(
@@ -138,9 +148,10 @@ def build_finetune_model(cfg: FinetuneConfig, heads: list[HeadSpec]) -> S5Model:
                 model = _dense_heads(upcycled)
             info(f"init: {init} ({dense.spec.preset}) -> {'MoE-MDF, one expert per dataset' if moe else 'dense'}")
     trained = {h.name: h.input for h in heads}  # each head records the input this run trains it at
-    spec = model.spec.model_copy(
-        update={"heads": [h.model_copy(update={"input": trained[h.name]}) for h in model.spec.heads]}
-    )
+    update: dict[str, Any] = {"heads": [h.model_copy(update={"input": trained[h.name]}) for h in model.spec.heads]}
+    if contract is not None:  # and how this run's data are read
+        update["input"] = contract
+    spec = model.spec.model_copy(update=update)
     model = _with_spec(model, spec)
     model.set_grad_checkpointing(cfg.model.grad_checkpointing)
     return model.train()

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from s5cli.console import info
+from s5cli.datasets.pixels import pixel_format
 from s5cli.errors import ConfigError
 from s5cli.finetune.config import FinetuneConfig
 from s5cli.finetune.data import DatasetPlan, load_split, plan_datasets, train_view
@@ -81,7 +82,7 @@ def plan_finetune(cfg: FinetuneConfig, dist: DistContext, run: RunDir) -> StageP
     streams = _streams(cfg, plans, dist)
     validator = _validator(plans, cfg)
     torch.manual_seed(cfg.seed)  # same initial weights on every rank
-    net = build_finetune_model(cfg, [p.head for p in plans])
+    net = build_finetune_model(cfg, [p.head for p in plans], {p.head.name: pixel_format(p.info, p.root) for p in plans})
     # One epoch = one pass over the longest dataset in batches (with per-dataset batch sizes, the others cycle).
     per_epoch = max(max(s.batches_per_epoch for s in streams.values()) // cfg.accumulation, 1)
     batch_sizes = {p.name: p.settings.batch_size or cfg.batch_size_per_dataset for p in plans}

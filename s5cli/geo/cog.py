@@ -4,7 +4,9 @@ The working file is a plain tiled GTiff (uint8, nodata 255) so that it can be wr
 band and read back block by block; `write_cog` copies it with GDAL's COG driver, which builds the
 overviews (nearest or mode: class ids must never be averaged) and lays the file out for HTTP range reads.
 The class names travel as band metadata (`CLASS_<id>=name`, and `CLASS_NAMES` as JSON) and the palette as
-the embedded colour table, so QGIS shows the classes in colour without styling.
+the embedded colour table (entries for the head's classes only; nodata 255 is transparent by being
+nodata). GeoTIFF colour tables always hold 256 entries, so the names and the head's classes reach QGIS
+and GDAL through the sidecars of geo/styles.py (`.qml`, `.aux.xml`).
 """
 
 from __future__ import annotations
@@ -28,12 +30,10 @@ CONF_NODATA = 0  # confidence rasters: round(255 * p) of the winning class, p >=
 
 
 def class_colormap(classes: Sequence[str], palette: Sequence[Sequence[int]]) -> dict[int, tuple[int, ...]]:
-    """GDAL colour table entries for class ids (nodata 255 transparent); one colour per class, as heads carry."""
+    """GDAL colour table entries for the class ids, one colour per class as heads carry (no others)."""
     if len(palette) != len(classes):
         raise ValueError(f"{len(palette)} colours for {len(classes)} classes")
-    cmap: dict[int, tuple[int, ...]] = {i: (*tuple(palette[i][:3]), 255) for i in range(len(classes))}
-    cmap[CLASS_NODATA] = (0, 0, 0, 0)
-    return cmap
+    return {i: (*tuple(palette[i][:3]), 255) for i in range(len(classes))}
 
 
 def class_tags(classes: Sequence[str]) -> dict[str, str]:

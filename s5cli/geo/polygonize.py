@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import rasterio
@@ -232,6 +233,26 @@ def polygonize_raster(
         cls_src.close()
         if conf_src is not None:
             conf_src.close()
+
+
+def sieve_raster(
+    class_path: str | os.PathLike[str], dest: str | os.PathLike[str], sieve: int, block: int = 2048
+) -> Path:
+    """Write a class raster's sieved copy (minimum mapping unit `sieve` px), block by block; returns dest.
+
+    The copy keeps the grid, nodata, colour table and tags; polygonising it with sieve 0 gives what
+    polygonize_raster(class_path, sieve=sieve) gives, so raster and polygons describe one map.
+    """
+    with rasterio.open(class_path) as src:
+        nodata = int(src.nodata) if src.nodata is not None else CLASS_NODATA
+        margin = sieve_margin(sieve)
+        with rasterio.open(dest, "w", **src.profile) as dst:
+            dst.write_colormap(1, src.colormap(1))
+            dst.set_band_description(1, src.descriptions[0] or "class")
+            dst.update_tags(1, **src.tags(1))
+            for win in iter_blocks(src.width, src.height, block):
+                dst.write(_read_sieved(src, win, margin, sieve, nodata), 1, window=win)
+    return Path(dest)
 
 
 def _read_sieved(src: rasterio.io.DatasetReader, win: Window, margin: int, sieve: int, nodata: int) -> np.ndarray:

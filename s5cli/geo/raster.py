@@ -1,16 +1,26 @@
-"""Open and describe rasters, read windows, and write tiled compressed GeoTIFFs."""
+"""Open, find and describe rasters, read windows with their validity mask, and write tiled compressed GeoTIFFs.
+
+Which pixels are valid follows GDAL's dataset mask, what QGIS and rasterio's `dataset_mask()` use: a pixel
+is nodata when *all* bands equal the nodata value, or where an alpha band or a mask band says so. A
+`nodata` rule replaces the file's value (`"none"` ignores it; alpha and mask bands still mask). Pixels
+that are NaN or infinite in any band read are invalid too, and are read as 0 so that no NaN reaches a
+model.
+"""
 
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import rasterio
 from rasterio.crs import CRS
+from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.errors import RasterioError, RasterioIOError
 from rasterio.transform import Affine
 from rasterio.windows import Window
@@ -19,11 +29,43 @@ from s5cli.errors import InputError
 
 # Paths GDAL reads without a local file: /vsicurl/, /vsis3/, ... and URLs.
 _REMOTE_PREFIXES = ("/vsi", "http://", "https://", "s3://", "gs://")
+# Formats GDAL reads that hold imagery: what a folder of scenes is searched for.
+RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".png", ".jpg", ".jpeg", ".jp2", ".img")
+# A nodata rule: None = the file's mask; "none" = ignore the file's nodata value; a number = that value.
+Nodata = float | Literal["none"] | None
 
 
 def is_remote(path: str | os.PathLike[str]) -> bool:
     """True for a GDAL virtual or remote path that cannot be checked with os.path."""
     return str(path).startswith(_REMOTE_PREFIXES)
+
+
+def is_raster_name(name: str) -> bool:
+    """True for a file name with a raster suffix that is not hidden."""
+    return not name.startswith(".") and Path(name).suffix.lower() in RASTER_SUFFIXES
+
+
+def walk_rasters(folder: str | os.PathLike[str], exclude: Sequence[str] = ()) -> Iterator[str]:
+    """Raster files under a folder at any depth (joined onto `folder` as given), depth-first with sorted names.
+
+    Hidden folders and the absolute paths in `exclude` are skipped (a corpus written inside the input).
+    """
+    skip = {os.path.abspath(e) for e in exclude}
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(
+            d for d in dirs if not d.startswith(".") and os.path.abspath(os.path.join(root, d)) not in skip
+        )
+        for name in sorted(files):
+            if is_raster_name(name):
+                yield os.path.join(root, name)
+
+
+def unit_scale(dtype: str) -> float:
+    """The raw value that means 1.0 unless told otherwise: an integer dtype's maximum, 1.0 for floats."""
+    kind = np.dtype(dtype).kind
+    if kind in "ui":
+        return float(np.iinfo(dtype).max)
+    return 1.0
 
 
 @dataclass(frozen=True)
@@ -39,6 +81,7 @@ class RasterInfo:
     transform: Affine
     nodata: float | None
     band_descriptions: tuple[str | None, ...] = field(default=())
+    colorinterp: tuple[str, ...] = field(default=())  # GDAL colour interpretation per band (red, gray, alpha...)
 
     @property
     def is_georeferenced(self) -> bool:
@@ -101,6 +144,15 @@ def open_raster(path: str | os.PathLike[str]) -> rasterio.io.DatasetReader:
         raise InputError(f"cannot open ({_short(exc)})", p) from None
 
 
+@contextmanager
+def read_errors(src: rasterio.io.DatasetReader, what: str = "read") -> Iterator[None]:
+    """GDAL read failures inside (a truncated or corrupt file) become one InputError naming the file."""
+    try:
+        yield
+    except RasterioError as exc:
+        raise InputError(f"cannot {what} ({_short(exc)})", src.name) from None
+
+
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     # GDAL repeats the path at the start of many messages.
@@ -125,7 +177,66 @@ def info_of(src: rasterio.io.DatasetReader, path: str | None = None) -> RasterIn
         transform=src.transform,
         nodata=src.nodata,
         band_descriptions=tuple(src.descriptions),
+        colorinterp=tuple(ci.name for ci in src.colorinterp),
     )
+
+
+def band_name(info: RasterInfo, band: int) -> str:
+    """A name for a 1-based band: its description, else its colour (red, green, ...), else band<N>."""
+    i = band - 1
+    described = info.band_descriptions[i] if i < len(info.band_descriptions) else None
+    if described:
+        return str(described)
+    colour = info.colorinterp[i] if i < len(info.colorinterp) else ""
+    if colour in ("red", "green", "blue"):
+        return colour
+    return f"band{band}"
+
+
+def _alpha_band(src: rasterio.io.DatasetReader) -> int | None:
+    """The 1-based alpha band, if any."""
+    alpha = [i + 1 for i, ci in enumerate(src.colorinterp) if ci == ColorInterp.alpha]
+    return alpha[0] if alpha else None
+
+
+def mask_valid(
+    src: rasterio.io.DatasetReader,
+    data: np.ndarray,
+    window: Window | None = None,
+    out_shape: tuple[int, int] | None = None,
+    nodata: Nodata = None,
+) -> np.ndarray:
+    """(h, w) bool: the pixels of a read that the dataset mask (or the `nodata` rule) keeps.
+
+    `data` is the (C, h, w) read of the bands in use; a nodata value given as a rule is matched against
+    those bands (a pixel is nodata when all of them equal it).
+    """
+    shape = data.shape[1:]
+    kwargs: dict[str, Any] = {"window": window}
+    if out_shape is not None:
+        kwargs.update(out_shape=out_shape, resampling=Resampling.nearest)
+    if nodata is None:
+        return src.dataset_mask(**kwargs) > 0
+    valid = np.ones(shape, dtype=bool)
+    flags = src.mask_flag_enums[0]
+    if MaskFlags.nodata in flags:  # the file's nodata shadows its alpha band: read that band itself
+        alpha = _alpha_band(src)
+        if alpha is not None:
+            valid &= src.read(alpha, **kwargs).reshape(shape) > 0
+    elif MaskFlags.all_valid not in flags:  # an alpha band or a mask band
+        valid &= src.dataset_mask(**kwargs) > 0
+    if nodata != "none":
+        value = float(nodata)
+        same = np.isnan(data) if math.isnan(value) else data == np.asarray(value).astype(data.dtype)
+        valid &= ~np.all(same, axis=0)
+    return valid
+
+
+def finite_pixels(data: np.ndarray) -> np.ndarray:
+    """(h, w) bool: pixels finite in every band (always True for integer data)."""
+    if data.dtype.kind != "f":
+        return np.ones(data.shape[1:], dtype=bool)
+    return np.all(np.isfinite(data), axis=0)
 
 
 def read_window(
@@ -133,11 +244,12 @@ def read_window(
     window: Window,
     bands: list[int] | None = None,
     pad_value: float = 0,
+    nodata: Nodata = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Read a window that may extend past the raster; pad in numpy (boundless reads are 6x slower).
 
-    Returns (data (C, h, w) in the source dtype, valid (h, w) bool mask: inside the raster and
-    not nodata in every band).
+    Returns (data (C, h, w) in the source dtype, valid (h, w) bool mask: inside the raster, kept by the
+    dataset mask or the `nodata` rule (module docstring) and finite; non-finite values read as `pad_value`).
     """
     indexes = bands or list(range(1, src.count + 1))
     row0, col0 = int(window.row_off), int(window.col_off)
@@ -149,14 +261,15 @@ def read_window(
     if r1 <= r0 or c1 <= c0:
         return out, valid
     inner = Window(c0, r0, c1 - c0, r1 - r0)
-    try:
+    with read_errors(src, f"read window {inner}"):
         data = src.read(indexes, window=inner)
-        mask = src.read_masks(indexes, window=inner)
-    except RasterioError as exc:
-        raise InputError(f"cannot read window {inner} ({_short(exc)})", src.name) from None
+        keep = mask_valid(src, data, inner, nodata=nodata)
+    finite = finite_pixels(data)
+    if not finite.all():
+        data[:, ~finite] = pad_value
     ys, xs = slice(r0 - row0, r1 - row0), slice(c0 - col0, c1 - col0)
     out[:, ys, xs] = data
-    valid[ys, xs] = np.all(mask > 0, axis=0)
+    valid[ys, xs] = keep & finite
     return out, valid
 
 

@@ -4,13 +4,20 @@ Areas: in a projected CRS the planar area (pixel area x |det(transform)| x the u
 exact for pixel polygons); in a geographic CRS the polygons are projected to a Lambert azimuthal
 equal-area CRS centred on the scene (same datum), so `area_m2` is in true square metres there too;
 without a CRS (a plain PNG) the coordinates are pixels and `area_m2` is NaN.
+
+Polygons are appended block by block to a GeoPackage layer; the formats users hand on (GeoJSON,
+FlatGeobuf, GeoParquet, Shapefile: one layer a file, chosen by the output's extension) are copied from
+that layer batch by batch (`export_layer`), so no format holds a scene's polygons in memory.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -23,16 +30,54 @@ from pyproj.crs.coordinate_operation import LambertAzimuthalEqualAreaConversion
 from rasterio.crs import CRS
 from rasterio.transform import Affine
 
+from s5cli.errors import InputError
 from s5cli.geo.polygonize import Piece
+from s5cli.geo.raster import RASTER_SUFFIXES
 
 SEGMENT_FIELDS = ("class_id", "class_name", "area_m2", "mean_confidence", "pixels")
-DETECTION_FIELDS = ("class_id", "class_name", "score", "area_m2")
+DETECTION_FIELDS = ("class_id", "class_name", "score", "area_m2", "clipped")
+SHAPEFILE_NAMES = {"mean_confidence": "mean_conf"}  # dBase field names hold 10 characters
+EXPORT_BATCH = 65_536  # features per batch when copying a layer to another format
+
+
+@dataclass(frozen=True)
+class VectorFormat:
+    """A vector output format: its OGR driver, its file suffixes and whether one file holds several layers."""
+
+    name: str
+    driver: str  # OGR driver ("Parquet" is written with pyarrow as GeoParquet 1.0)
+    suffixes: tuple[str, ...]  # the main file's suffix first, then the files that travel with it
+    multi_layer: bool = False
+
+
+VECTOR_FORMATS = {
+    ".gpkg": VectorFormat("GeoPackage", "GPKG", (".gpkg",), multi_layer=True),
+    ".geojson": VectorFormat("GeoJSON", "GeoJSON", (".geojson",)),
+    ".json": VectorFormat("GeoJSON", "GeoJSON", (".json",)),
+    ".fgb": VectorFormat("FlatGeobuf", "FlatGeobuf", (".fgb",)),
+    ".parquet": VectorFormat("GeoParquet", "Parquet", (".parquet",)),
+    ".shp": VectorFormat("Shapefile", "ESRI Shapefile", (".shp", ".shx", ".dbf", ".prj", ".cpg")),
+}
+
+
+def vector_format(path: str | os.PathLike[str]) -> VectorFormat:
+    """The format an output path names by its extension; an unknown one is an InputError listing them."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in VECTOR_FORMATS:
+        known = ", ".join(VECTOR_FORMATS)
+        raise InputError(f"unknown vector format '{suffix or '(no extension)'}'; use one of {known}", path)
+    return VECTOR_FORMATS[suffix]
+
+
+def vector_files(path: str | os.PathLike[str]) -> list[Path]:
+    """Every file a vector output consists of (a Shapefile is five)."""
+    return [Path(path).with_suffix(s) for s in vector_format(path).suffixes]
 
 
 def layer_name(scene: str, taken: Sequence[str] = ()) -> str:
     """A GeoPackage layer name from a scene path: its stem, letters/digits/_ only, unique among `taken`."""
     stem = os.path.basename(str(scene).rstrip("/"))
-    for suffix in (".tif", ".tiff", ".vrt", ".png", ".jpg", ".jpeg", ".jp2", ".img"):
+    for suffix in RASTER_SUFFIXES:
         if stem.lower().endswith(suffix):
             stem = stem[: -len(suffix)]
             break
@@ -91,6 +136,28 @@ class AreaCalculator:
         return shapely.area(shapely.transform(dense, _project))
 
 
+def row_pixel_areas(transform: Affine, crs: CRS | None, width: int, height: int) -> np.ndarray:
+    """(height,) m² of one pixel in each row: constant in a projected CRS, geodesic per row in a geographic one.
+
+    Geographic pixels shrink towards the poles; each row's pixel at the centre column is measured on the
+    CRS's ellipsoid (exact for north-up grids). NaN without a CRS.
+    """
+    if crs is None:
+        return np.full(height, np.nan)
+    if not crs.is_geographic:
+        unit = crs.linear_units_factor[1] if crs.is_projected else 1.0
+        return np.full(height, abs(transform.a * transform.e - transform.b * transform.d) * unit * unit)
+    geod = ProjCRS.from_wkt(crs.to_wkt()).get_geod()
+    if geod is None:
+        return np.full(height, np.nan)
+    col = width / 2
+    rows = np.arange(height, dtype=np.float64)
+    corners = [(col, rows), (col + 1, rows), (col + 1, rows + 1), (col, rows + 1)]
+    lons = np.stack([transform.a * c + transform.b * r + transform.c for c, r in corners], axis=1)
+    lats = np.stack([transform.d * c + transform.e * r + transform.f for c, r in corners], axis=1)
+    return np.asarray([abs(geod.polygon_area_perimeter(lo, la)[0]) for lo, la in zip(lons, lats)])
+
+
 def segment_frame(
     pieces: list[Piece],
     classes: Sequence[str],
@@ -132,8 +199,19 @@ def detection_frame(
     crs: CRS | None,
     areas: AreaCalculator,
     min_area: float = 0.0,
+    extent: tuple[int, int] | None = None,
 ) -> gpd.GeoDataFrame:
-    """Oriented boxes (polygons in pixel coordinates) -> a GeoDataFrame in the scene CRS with class and score."""
+    """Oriented boxes (polygons in pixel coordinates) -> a GeoDataFrame in the scene CRS with class and score.
+
+    With `extent` (width, height) boxes reaching past the scene are cut at its edge and flagged `clipped`.
+    """
+    clipped = np.zeros(len(polygons), dtype=bool)
+    if extent is not None and len(polygons):
+        scene = shapely.box(0, 0, extent[0], extent[1])
+        clipped = ~shapely.covered_by(polygons, scene)
+        if clipped.any():
+            polygons = polygons.copy()
+            polygons[clipped] = shapely.intersection(polygons[clipped], scene)
     geoms = pixel_to_map(polygons, transform) if len(polygons) else polygons
     area = areas.areas(polygons, shapely.area(polygons) if len(polygons) else np.zeros(0), geoms)
     keep = ~(area < min_area) if min_area > 0 else np.ones(len(polygons), dtype=bool)
@@ -144,6 +222,7 @@ def detection_frame(
             "class_name": [classes[i] if 0 <= i < len(classes) else str(i) for i in ids[keep]],
             "score": np.asarray(scores, dtype=np.float64)[keep],
             "area_m2": area[keep],
+            "clipped": clipped[keep],
         },
         geometry=gpd.GeoSeries(geoms[keep] if len(geoms) else [], crs=crs),
     )
@@ -162,15 +241,17 @@ class LayerWriter:
         if len(frame) == 0 and self._created:
             return
         append = self._created or (os.path.exists(self.path) and self.layer in _layers(self.path))
-        pyogrio.write_dataframe(
-            frame,
-            self.path,
-            layer=self.layer,
-            driver="GPKG",
-            append=append,
-            geometry_type="Polygon",
-            promote_to_multi=False,
-        )
+        with warnings.catch_warnings():  # a scene without a CRS was announced once, in our words
+            warnings.filterwarnings("ignore", message="'crs' was not provided", category=UserWarning)
+            pyogrio.write_dataframe(
+                frame,
+                self.path,
+                layer=self.layer,
+                driver="GPKG",
+                append=append,
+                geometry_type="Polygon",
+                promote_to_multi=False,
+            )
         self._created = True
         self.count += len(frame)
 
@@ -186,6 +267,63 @@ def _layers(path: str) -> set[str]:
 
 def empty_frame(fields: Sequence[str], crs: CRS | None) -> gpd.GeoDataFrame:
     """A typed empty frame so that an empty layer still declares its attribute schema."""
-    dtypes = {"class_id": np.int16, "class_name": object, "pixels": np.int64}  # the rest are float64
+    dtypes = {"class_id": np.int16, "class_name": object, "pixels": np.int64, "clipped": bool}  # others float64
     data = {f: np.asarray([], dtype=dtypes.get(f, np.float64)) for f in fields}
     return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries([], crs=crs))
+
+
+def export_layer(source: str | os.PathLike[str], layer: str, dest: str | os.PathLike[str]) -> None:
+    """Copy a GeoPackage layer into a new single-layer file in `dest`'s format, batch by batch."""
+    fmt = vector_format(dest)
+    with pyogrio.open_arrow(source, layer=layer, use_pyarrow=True, batch_size=EXPORT_BATCH) as (meta, reader):
+        geometry = meta["geometry_name"] or "wkb_geometry"
+        if fmt.driver == "Parquet":
+            _write_geoparquet(reader, geometry, meta["crs"], Path(dest))
+            return
+        if fmt.driver == "ESRI Shapefile":
+            reader = _renamed(reader, SHAPEFILE_NAMES)
+        pyogrio.write_arrow(
+            reader,
+            str(dest),
+            layer=Path(dest).stem,
+            driver=fmt.driver,
+            geometry_name=geometry,
+            geometry_type=meta["geometry_type"] or "Polygon",
+            crs=meta["crs"],
+        )
+
+
+def _renamed(reader: object, names: dict[str, str]) -> object:
+    """The same record batches with some columns renamed."""
+    import pyarrow as pa
+
+    schema = reader.schema  # type: ignore[attr-defined]
+    fields = [f.with_name(names.get(f.name, f.name)) for f in schema]
+    new = pa.schema(fields, metadata=schema.metadata)
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for batch in reader:  # type: ignore[attr-defined]
+            yield pa.RecordBatch.from_arrays(batch.columns, schema=new)
+
+    return pa.RecordBatchReader.from_batches(new, batches())
+
+
+def _write_geoparquet(reader: object, geometry: str, crs: str | None, dest: Path) -> None:
+    """Record batches with a WKB column -> a GeoParquet 1.0 file (column `geometry`, the layer's CRS)."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = reader.schema  # type: ignore[attr-defined]
+    fields = [pa.field("geometry", pa.binary()) if f.name == geometry else f for f in schema]
+    column = {
+        "encoding": "WKB",
+        "geometry_types": ["Polygon"],
+        "crs": ProjCRS.from_user_input(crs).to_json_dict() if crs else None,  # null: unknown (not CRS84)
+    }
+    geo = {"version": "1.0.0", "primary_column": "geometry", "columns": {"geometry": column}}
+    out_schema = pa.schema(fields, metadata={b"geo": json.dumps(geo).encode()})
+    with pq.ParquetWriter(str(dest), out_schema) as writer:
+        for batch in reader:  # type: ignore[attr-defined]
+            writer.write_batch(pa.RecordBatch.from_arrays(batch.columns, schema=out_schema))

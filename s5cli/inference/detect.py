@@ -5,6 +5,9 @@ per-class rotated NMS at its MERGE_IOU), but streamed: patches are read window b
 thread reads the next batch while the model runs), never the whole scene, and the NMS merge runs row of patches
 by row of patches. After each row, boxes that lie wholly above the next row's first pixel can meet no
 later box, so they are final; the others wait for the next row. Memory holds one row's detections.
+Boxes scoring below `min_score` are dropped per patch (before NMS: a box is only ever suppressed by a
+higher-scoring one, so the result is the same), and boxes reaching past the scene are cut at its
+edge and flagged `clipped`.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ def detect_source(
     normalise: Any = None,
     nms_iou: float = MERGE_IOU,
     description: str = "detect",
+    min_score: float = 0.0,
 ) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
     """Oriented boxes of a whole source in its pixel coordinates: ({"boxes" (M, 5), "scores", "labels"}, stats)."""
     origins = patch_origins(source.height, source.width, patch, gap)
@@ -70,10 +74,12 @@ def detect_source(
                     stats["forward_s"] += time.perf_counter() - t0
                     stats["patches"] += len(todo)
                     for (x, y, _), det in zip(todo, dets):
-                        boxes = det["boxes"].reshape(-1, 5).float().cpu().clone()
+                        keep = det["scores"].cpu() >= min_score
+                        boxes = det["boxes"].reshape(-1, 5).float().cpu()[keep]  # indexing copies
                         boxes[:, 0] += x
                         boxes[:, 1] += y
-                        pending.append({"boxes": boxes, "scores": det["scores"].cpu(), "labels": det["labels"].cpu()})
+                        kept = {"scores": det["scores"].cpu()[keep], "labels": det["labels"].cpu()[keep]}
+                        pending.append({"boxes": boxes, **kept})
                 bar.advance(len(batch))
                 last_of_row = i + 1 == len(chunks) or chunks[i + 1][0] != k
                 if last_of_row:
@@ -136,19 +142,20 @@ def detect_scene(plan: Any, predictor: Predictor, cfg: Any, gpkg: Any, scratch: 
     with warnings.catch_warnings(), ExitStack() as outputs:
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         warnings.simplefilter("ignore", NodataShadowWarning)
-        src = open_scene(tg.scene)
+        src = open_scene(tg.scene, cfg.nodata)
         work = src
         try:
-            normalise = make_normaliser(src, predictor.spec.input, plan.bands, cfg.stretch)
+            normalise = make_normaliser(src, predictor.contract, plan.bands, cfg.stretch, cfg.scale)
             work = resampled(src, plan.factor) if plan.factor != 1.0 else src
             dets, stats = detect_source(
-                work, predictor, tile, gap, cfg.batch_size, plan.bands, normalise, description=Path(tg.scene).name
-            )
+                work, predictor, tile, gap, cfg.batch_size, plan.bands, normalise,
+                description=Path(tg.scene).name, min_score=cfg.min_score,
+            )  # fmt: skip
             polygons = box_polygons(dets["boxes"])
             areas = AreaCalculator(work.transform, raster.crs, work.width, work.height)
             frame = detection_frame(
                 polygons, dets["scores"].numpy(), dets["labels"].numpy(), head.classes, work.transform,
-                raster.crs, areas, cfg.min_area,
+                raster.crs, areas, cfg.min_area, extent=(work.width, work.height),
             )  # fmt: skip
             if tg.preview is not None:
                 out = outputs.enter_context(atomic_output(tg.preview, cfg.overwrite))
@@ -168,7 +175,9 @@ def detect_scene(plan: Any, predictor: Predictor, cfg: Any, gpkg: Any, scratch: 
     return {
         "scene": tg.scene, "width": raster.width, "height": raster.height, "layer": tg.layer, "raster": None,
         "confidence": None, "preview": str(tg.preview) if tg.preview else None, "working_factor": plan.factor,
+        **plan.gsd_summary(), "raw_range": normalise.ranges(), "min_score": cfg.min_score,
         "tile_size": tile, "overlap_px": gap, "tiles": int(stats["patches"]), "skipped_tiles": int(stats["skipped"]),
-        "detections": len(frame), "polygons": len(frame), "forward_s": round(stats["forward_s"], 3),
+        "detections": len(frame), "clipped": int(frame["clipped"].sum()), "polygons": len(frame),
+        "forward_s": round(stats["forward_s"], 3),
         "seconds": round(seconds, 3), "megapixels_per_s": round(raster.width * raster.height / 1e6 / seconds, 3),
     }  # fmt: skip

@@ -1,4 +1,8 @@
-"""What predict reads: scene lists (files, folders, globs, VRTs, GDAL remote paths), bands and the working GSD."""
+"""What predict reads: scene lists (files, folders, globs, VRTs, GDAL remote paths), bands and the working GSD.
+
+Bands and GSD default to the head's input contract (InputSpec.for_head): the source bands and the GSD
+of the data the head was trained on.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +12,15 @@ from pathlib import Path
 
 from s5cli.console import info
 from s5cli.errors import InputError
-from s5cli.geo.raster import RasterInfo, is_remote
+from s5cli.geo.raster import RASTER_SUFFIXES, RasterInfo, is_remote, walk_rasters
 from s5cli.models.spec import HeadInput, HeadSpec, InputSpec
 
-RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".png", ".jpg", ".jpeg", ".jp2", ".img")
 GSD_TOLERANCE = 0.05  # run at the scene's own GSD when it is within 5% of the target
 MAX_RESAMPLE = 16.0  # refuse to make the working grid more than 16x finer or coarser than the scene
 
 
 def expand_scenes(inputs: Sequence[str]) -> list[str]:
-    """Files, folders (their rasters, sorted), glob patterns and /vsi.../URL paths -> a list of scenes."""
+    """Files, folders (their rasters at any depth, sorted), glob patterns and /vsi.../URL paths -> a list of scenes."""
     scenes: list[str] = []
     for item in inputs:
         text = str(item)
@@ -29,7 +32,7 @@ def expand_scenes(inputs: Sequence[str]) -> list[str]:
                 raise InputError("no file matches this pattern", text)
             scenes.extend(found)
         elif Path(text).is_dir():
-            found = sorted(str(p) for p in Path(text).iterdir() if p.is_file() and p.suffix.lower() in RASTER_SUFFIXES)
+            found = list(walk_rasters(text))
             if not found:
                 raise InputError(f"no raster ({', '.join(RASTER_SUFFIXES)}) in this folder", text)
             scenes.extend(found)
@@ -46,9 +49,14 @@ def expand_scenes(inputs: Sequence[str]) -> list[str]:
 def resolve_bands(
     count: int, requested: list[int] | None, spec: InputSpec, alpha: Sequence[int] = (), path: str | None = None
 ) -> list[int]:
-    """The 1-based bands to feed the model, in the checkpoint's band order; a mismatch is one InputError."""
+    """The 1-based bands to feed the model, in its band order; a mismatch is one InputError.
+
+    By default the source bands the head was trained on (`spec` is its InputSpec.for_head), else every
+    band that is not alpha when their number fits.
+    """
     need = len(spec.bands)
     names = ", ".join(spec.bands)
+    example = ",".join(str(i) for i in range(1, need + 1))
     if requested:
         missing = [b for b in requested if b > count]
         if missing:
@@ -56,12 +64,22 @@ def resolve_bands(
         if len(requested) != need:
             raise InputError(f"-b/--bands selects {len(requested)} band(s) but the checkpoint takes {need} ({names})")
         return list(requested)
+    trained = spec.source_bands
+    if trained and len(trained) == need:
+        if max(trained) <= count:
+            if count != need or trained != list(range(1, need + 1)):
+                info(f"{path or 'scene'}: reading band(s) {', '.join(map(str, trained))} ({names}), as in training")
+            return list(trained)
+        raise InputError(
+            f"the model was trained on band(s) {', '.join(map(str, trained))} ({names}) but the scene has {count}; "
+            f"choose {need} with -b/--bands, e.g. -b {example}",
+            path,
+        )
     candidates = [b for b in range(1, count + 1) if b not in set(alpha)]
     if len(candidates) == need:
         if len(candidates) < count:
             info(f"{path or 'scene'}: band(s) {', '.join(map(str, alpha))} are alpha (a mask); reading {candidates}")
         return candidates
-    example = ",".join(str(i) for i in range(1, need + 1))
     raise InputError(
         f"the scene has {count} band(s) but the checkpoint takes {need} ({names}); "
         f"choose them with -b/--bands, e.g. -b {example}",
@@ -95,7 +113,9 @@ def working_factor(raster: RasterInfo, gsd: str | float, spec: InputSpec, path: 
             path,
         )
     if gsd == "auto":
-        info(f"{path or 'scene'}: resampling from {scene_gsd:.3g} m to the model's {target:.3g} m per pixel")
+        info(
+            f"{path or 'scene'}: resampling from {scene_gsd:.3g} m to the model's {target:.3g} m per pixel (--gsd auto)"
+        )
     return factor
 
 

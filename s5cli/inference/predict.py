@@ -1,17 +1,23 @@
-"""`s5 predict` as a library call: scenes -> class COGs, one GeoPackage (a layer per scene), quick-looks.
+"""`s5 predict` as a library call: scenes -> class COGs, polygons (a GeoPackage layer per scene), quick-looks.
 
 Order of work: expand the scene list, plan and check every output path (nothing is loaded before an
 existing output is refused), load the checkpoint, check every scene against it (bands, GSD), then
 predict. Under torchrun the scenes are dealt out round-robin over the ranks (each rank its own device
 and its own raster outputs); see s5cli.inference.shards for how the GeoPackage is written by one
 process at a time.
+
+Polygons always go to a GeoPackage layer first: the output itself when `-o` ends in .gpkg (each layer
+then gets its QGIS style in `layer_styles`), else a scratch one that is copied into the format `-o`
+names (GeoJSON, FlatGeobuf, GeoParquet, Shapefile; one scene) with a `.qml` style beside it.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +26,8 @@ import rasterio
 from s5cli.errors import ConfigError, InputError
 from s5cli.geo.files import atomic_output, check_output, clean_stale_temps, disk_full_as_error, temp_prefix
 from s5cli.geo.raster import is_remote
-from s5cli.geo.vector import layer_name
+from s5cli.geo.styles import style_path, vector_qml, write_layer_styles
+from s5cli.geo.vector import export_layer, layer_name, vector_files, vector_format
 from s5cli.inference.config import PredictConfig
 from s5cli.inference.inputs import expand_scenes
 from s5cli.inference.scene import SceneTargets, plan_scene, predict_scene
@@ -29,10 +36,13 @@ from s5cli.inference.scene import SceneTargets, plan_scene, predict_scene
 def plan_targets(scenes: list[str], cfg: PredictConfig) -> list[SceneTargets]:
     """Output paths of every scene; refuses existing ones without --overwrite (before any work)."""
     several = len(scenes) > 1
+    taken: list[Path] = []
     if cfg.output is not None:
-        out = check_output(cfg.output, cfg.overwrite)
-        if out.suffix.lower() != ".gpkg":
-            raise InputError("-o/--output must be a GeoPackage (.gpkg)", out)
+        check_output(cfg.output, cfg.overwrite)  # an existing path is refused before its name is judged
+        fmt = vector_format(cfg.output)
+        if several and not fmt.multi_layer:
+            raise InputError(f"a {fmt.name} file holds one layer: with several scenes write a .gpkg", cfg.output)
+        taken = vector_files(cfg.output) + ([] if fmt.multi_layer else [style_path(cfg.output)])
     names: list[str] = []
     targets = []
     for scene in scenes:
@@ -42,21 +52,31 @@ def plan_targets(scenes: list[str], cfg: PredictConfig) -> list[SceneTargets]:
         raster = _per_scene(cfg.raster, name, ".tif", several)
         confidence = raster.with_name(f"{raster.stem}_confidence.tif") if raster is not None and cfg.probs else None
         preview = _per_scene(cfg.preview, name, ".png", several)
-        for path in (raster, confidence, preview):
-            if path is not None:
-                check_output(path, cfg.overwrite)
-        targets.append(SceneTargets(scene, layer, raster, confidence, preview))
+        target = SceneTargets(scene, layer, raster, confidence, preview)
+        taken += [p for p in (raster, *target.raster_sidecars, confidence, preview) if p is not None]
+        targets.append(target)
+    seen: set[Path] = set()
+    for path in taken:
+        key = path.resolve()
+        if key in seen:
+            raise InputError("two outputs would share this file; give them different names", path)
+        seen.add(key)
+        check_output(path, cfg.overwrite)
     return targets
 
 
 def _per_scene(option: str | None, name: str, suffix: str, several: bool) -> Path | None:
-    """One scene: the path as given. Several: a folder holding <scene><suffix> per scene."""
+    """A file path as given, or a folder holding <scene><suffix> per scene.
+
+    A folder when there are several scenes, when the path ends with a slash or when it is an existing folder.
+    """
     if option is None:
         return None
     path = Path(option)
-    if not several:
+    folder = several or str(option).endswith(("/", os.sep)) or path.is_dir()
+    if not folder:
         return path
-    if path.suffix.lower() == suffix:
+    if path.suffix.lower() == suffix and not path.is_dir():
         raise InputError(f"with several scenes this option names a folder (one <scene>{suffix} each)", path)
     if path.exists() and not path.is_dir():
         raise InputError("is a file; with several scenes give a folder", path)
@@ -91,7 +111,9 @@ def _run_predict(cfg: PredictConfig) -> dict[str, Any]:
     if cfg.checkpoint is None:
         raise ConfigError("no checkpoint: give --checkpoint CKPT")
     if cfg.output is None and cfg.raster is None:
-        raise ConfigError("nothing to write: give -o OUT.gpkg and/or --raster OUT.tif")
+        raise ConfigError(
+            "nothing to write: give -o OUT.gpkg (or .geojson, .fgb, .parquet, .shp) and/or --raster OUT.tif"
+        )
     if cfg.probs and cfg.raster is None:
         raise ConfigError("--probs writes beside the class raster: give --raster too")
     scenes = expand_scenes(cfg.scenes)
@@ -108,20 +130,21 @@ def _run_predict(cfg: PredictConfig) -> dict[str, Any]:
     plans = [plan_scene(t, predictor, cfg) for t in targets]
     mine = plans[shard.rank :: shard.world_size]
     results: list[dict[str, Any]] = []
-    gpkg_dest = Path(cfg.output) if cfg.output is not None else None
-    parent = _scratch_parent(targets, gpkg_dest)
+    layers = [t.layer for t in targets if t.layer]
+    parent = _scratch_parent(targets, Path(cfg.output) if cfg.output is not None else None)
     clean_stale_temps(parent)  # scratch folders of runs killed with SIGKILL
     scratch = Path(tempfile.mkdtemp(prefix=temp_prefix("s5-predict"), dir=parent))
     try:
-        with disk_full_as_error(parent):  # scratch rasters fill a disk first: one line, not a GDAL traceback
+        with disk_full_as_error(parent), ExitStack() as finals:  # scratch rasters fill a disk first: one line
+            # Where every rank's layers end up: the GeoPackage output, or a scratch one copied at the end.
+            gpkg: Path | None = None
+            if cfg.output is not None and shard.rank == 0:
+                multi = vector_format(cfg.output).multi_layer
+                gpkg = finals.enter_context(atomic_output(cfg.output, cfg.overwrite)) if multi else scratch / "p.gpkg"
             if shard.world_size == 1:
-                if gpkg_dest is None:
-                    results = [scene_fn(p, predictor, cfg, None, scratch) for p in mine]
-                else:
-                    with atomic_output(gpkg_dest, cfg.overwrite) as gpkg:
-                        results = [scene_fn(p, predictor, cfg, gpkg, scratch) for p in mine]
+                results = [scene_fn(p, predictor, cfg, gpkg, scratch) for p in mine]
             else:
-                part = shard.rank_gpkg() if gpkg_dest is not None else None
+                part = shard.rank_gpkg() if cfg.output is not None else None
                 try:
                     results = [scene_fn(p, predictor, cfg, part, scratch) for p in mine]
                 except BaseException:
@@ -130,10 +153,12 @@ def _run_predict(cfg: PredictConfig) -> dict[str, Any]:
                 shard.mark_done(results)
                 if shard.rank == 0:
                     results = shard.wait_for_ranks()
-                    if gpkg_dest is not None:
-                        with atomic_output(gpkg_dest, cfg.overwrite) as gpkg:
-                            merge_rank_layers(shard.rank_gpkgs(), gpkg, [t.layer for t in targets if t.layer])
+                    if gpkg is not None:
+                        merge_rank_layers(shard.rank_gpkgs(), gpkg, layers)
                     shard.cleanup()
+            if gpkg is not None and cfg.output is not None:
+                finish_vectors(gpkg, layers, Path(cfg.output), predictor.head, finals, cfg.overwrite)
+            # Leaving the stack renames the finished vector outputs into place.
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return {
@@ -147,6 +172,24 @@ def _run_predict(cfg: PredictConfig) -> dict[str, Any]:
         "scenes": results,
         "seconds": round(time.perf_counter() - t0, 3),
     }
+
+
+def finish_vectors(
+    gpkg: Path, layers: list[str], output: Path, head: Any, finals: ExitStack, overwrite: bool = False
+) -> None:
+    """QGIS styles for the layers; for a single-layer format, the copy into `output` and its `.qml`."""
+    filled = head.task == "segmentation"  # detection boxes are outlined, not filled
+    if vector_format(output).multi_layer:
+        write_layer_styles(gpkg, layers, head.classes, head.palette, filled=filled)
+        return
+    out = gpkg.parent / "export" / output.name  # every part of a Shapefile, under the final name
+    out.parent.mkdir()
+    export_layer(gpkg, layers[0], out)
+    for part in vector_files(out):
+        if part.exists():
+            os.replace(part, finals.enter_context(atomic_output(output.with_suffix(part.suffix), overwrite)))
+    qml = finals.enter_context(atomic_output(style_path(output), overwrite))
+    qml.write_text(vector_qml(head.classes, head.palette, filled=filled), encoding="utf-8")
 
 
 def _scratch_parent(targets: list[SceneTargets], gpkg: Path | None) -> Path:

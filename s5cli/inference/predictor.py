@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from s5cli.errors import InputError
-from s5cli.models.spec import HeadSpec, ModelSpec
+from s5cli.models.spec import HeadSpec, InputSpec, ModelSpec
 from s5cli.training.device import inference_precision, resolve_device
 
 
@@ -29,6 +29,11 @@ class Predictor:
     head: HeadSpec
     device: torch.device
     autocast: bool = True
+
+    @property
+    def contract(self) -> InputSpec:
+        """How this head's training data were read (bands, scale, dtype, GSD): what predict applies by default."""
+        return self.spec.input.for_head(self.head.name)
 
     @property
     def num_bands(self) -> int:

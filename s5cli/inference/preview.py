@@ -1,4 +1,9 @@
-"""Quick-look PNG: the scene (decimated read, 2-98% stretch) with the class map over it and a legend."""
+"""Quick-look PNG: the scene (decimated read, 2-98% stretch) with the class map over it and a legend.
+
+One stretch for all bands (the 2nd and 98th percentiles of every valid value), so that grey stays grey
+and colours keep their balance; per-band stretches turn grey roads purple. The legend's swatches are
+the overlay's own colours, alpha included.
+"""
 
 from __future__ import annotations
 
@@ -17,26 +22,39 @@ OVERLAY_ALPHA = 0.45
 
 
 def display_rgb(data: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """(C, h, w) raw -> (h, w, 3) float RGB in [0, 1] for display (first 3 bands, or grey)."""
+    """(C, h, w) raw -> (h, w, 3) float RGB in [0, 1] for display (first 3 bands, or grey), one common stretch."""
     bands = data[:3] if data.shape[0] >= 3 else np.repeat(data[:1], 3, axis=0)
-    out = np.zeros((*bands.shape[1:], 3), dtype=np.float32)
-    for i, band in enumerate(bands):
-        values = band[valid].astype(np.float64)
-        lo, hi = np.percentile(values, [2, 98]) if values.size else (0.0, 1.0)
-        out[..., i] = np.clip((band.astype(np.float32) - lo) / max(hi - lo, 1e-12), 0, 1)
+    values = bands[:, valid].astype(np.float64)
+    lo, hi = np.percentile(values, [2, 98]) if values.size else (0.0, 1.0)
+    out = np.clip((np.moveaxis(bands, 0, -1).astype(np.float32) - lo) / max(hi - lo, 1e-12), 0, 1)
     out[~valid] = 0.0
     return out
 
 
+def overlay_colours(names: Sequence[str], palette: Sequence[Sequence[int]]) -> np.ndarray:
+    """(256, 4) RGBA in [0, 1] per class id as the overlay draws it (transparent where there is no class)."""
+    lut = np.zeros((256, 4), dtype=np.float32)
+    for value, rgba in class_colormap(names, palette).items():
+        lut[value, :3] = np.asarray(rgba[:3], dtype=np.float32) / 255.0
+        lut[value, 3] = OVERLAY_ALPHA
+    return lut
+
+
 def class_overlay(classes: np.ndarray, names: Sequence[str], palette: Sequence[Sequence[int]]) -> np.ndarray:
     """(h, w) class ids -> (h, w, 4) RGBA in [0, 1], transparent where there is no class."""
-    cmap = class_colormap(names, palette)
-    lut = np.zeros((256, 4), dtype=np.float32)
-    for value, rgba in cmap.items():
-        lut[value] = np.asarray(rgba, dtype=np.float32) / 255.0
-    rgba = lut[classes]
-    rgba[..., 3] = np.where(classes == CLASS_NODATA, 0.0, OVERLAY_ALPHA)
-    return rgba
+    return overlay_colours(names, palette)[classes]
+
+
+def legend_handles(present: Sequence[int], names: Sequence[str], palette: Sequence[Sequence[int]]) -> list:
+    """Legend patches of the classes present, filled with exactly the overlay's RGBA."""
+    from matplotlib.patches import Patch
+
+    lut = overlay_colours(names, palette)
+    return [
+        Patch(facecolor=tuple(lut[i]), edgecolor="black", linewidth=0.3, label=names[i])
+        for i in present
+        if i < len(names)
+    ]
 
 
 def render_preview(
@@ -67,7 +85,6 @@ def render_preview(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
     from matplotlib.patches import Polygon as PolygonPatch
 
     data, valid = source.decimated(max_side, bands)
@@ -92,11 +109,7 @@ def render_preview(
         ax.set_axis_off()
         if title:
             ax.set_title(title, fontsize=10)
-        handles = [
-            Patch(facecolor=np.asarray(cmap[i][:3]) / 255.0, edgecolor="black", linewidth=0.3, label=names[i])
-            for i in present
-            if i < len(names)
-        ]
+        handles = legend_handles(present, names, palette)
         if handles:
             ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
         else:

@@ -1,4 +1,9 @@
-"""One scene, end to end: open and check -> (resample) -> engine -> scene grid -> COG, polygons, quick-look.
+"""One scene, end to end: open and check -> (resample) -> engine -> scene grid -> sieve -> COG, polygons, quick-look.
+
+The head's input contract (the bands, scale and GSD its training data had) is applied unless an option
+overrides it. The minimum mapping unit (`--sieve`) is applied to the class raster itself, so the COG and
+the polygons describe one map (`--sieve 0` keeps the raw map). The COG gets its QGIS style and GDAL
+class names beside it (geo/styles.py).
 
 Every output of a scene is built under a temporary name beside its destination and renamed only once
 the whole scene has succeeded (geo.files.atomic_output), so a failed or killed run leaves nothing at
@@ -19,8 +24,9 @@ from rasterio.errors import NodataShadowWarning, NotGeoreferencedWarning
 from s5cli.console import info, progress_bar, warn
 from s5cli.geo.cog import write_cog
 from s5cli.geo.files import atomic_output
-from s5cli.geo.polygonize import polygonize_raster
-from s5cli.geo.raster import RasterInfo, info_of
+from s5cli.geo.polygonize import polygonize_raster, sieve_raster
+from s5cli.geo.raster import Nodata, RasterInfo, info_of
+from s5cli.geo.styles import pam_path, raster_pam, raster_qml, style_path
 from s5cli.geo.vector import SEGMENT_FIELDS, AreaCalculator, LayerWriter, segment_frame
 from s5cli.inference.config import PredictConfig
 from s5cli.inference.engine import predict_source
@@ -46,6 +52,11 @@ class SceneTargets:
     confidence: Path | None = None
     preview: Path | None = None
 
+    @property
+    def raster_sidecars(self) -> list[Path]:
+        """The files that travel with the class raster: its QGIS style and GDAL's PAM (class names)."""
+        return [] if self.raster is None else [style_path(self.raster), pam_path(self.raster)]
+
 
 @dataclass(frozen=True)
 class ScenePlan:
@@ -56,21 +67,27 @@ class ScenePlan:
     bands: list[int]
     factor: float
 
+    def gsd_summary(self) -> dict[str, float | None]:
+        """The scene's GSD and the one the model ran at (metres; None without georeferencing)."""
+        scene = self.info.gsd_m
+        return {"scene_gsd_m": scene, "working_gsd_m": None if scene is None else scene / self.factor}
 
-def open_scene(path: str) -> RasterioSource:
-    """Open a scene; rasterio's not-georeferenced warning is replaced by ours (see plan_scene)."""
+
+def open_scene(path: str, nodata: Nodata = None) -> RasterioSource:
+    """Open a scene under a nodata rule; rasterio's not-georeferenced warning is replaced by ours (see plan_scene)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        return open_rasterio_source(path)
+        return open_rasterio_source(path, nodata)
 
 
 def plan_scene(targets: SceneTargets, predictor: Predictor, cfg: PredictConfig) -> ScenePlan:
-    """Open a scene and check it against the checkpoint (bands, GSD) before any heavy work."""
-    src = open_scene(targets.scene)
+    """Open a scene and check it against the head's input contract (bands, GSD) before any heavy work."""
+    src = open_scene(targets.scene, cfg.nodata)
+    contract = predictor.contract
     try:
         raster = info_of(src.ds, targets.scene)
-        bands = resolve_bands(src.count, cfg.bands, predictor.spec.input, src.alpha_bands(), targets.scene)
-        factor = working_factor(raster, cfg.gsd, predictor.spec.input, targets.scene)
+        bands = resolve_bands(src.count, cfg.bands, contract, src.alpha_bands(), targets.scene)
+        factor = working_factor(raster, cfg.gsd, contract, targets.scene)
         if src.ds.block_shapes[0][0] == 1 and raster.width * raster.height > 4096 * 4096:
             info(f"{targets.scene}: striped, not tiled; a COG (gdal_translate -of COG) reads faster by windows")
     finally:
@@ -103,12 +120,12 @@ def _predict_scene(plan: ScenePlan, predictor: Predictor, cfg: PredictConfig, gp
     elif raster.is_rotated:
         info(f"{tg.scene}: rotated geotransform; outputs keep it and polygons use the full affine")
     tile, overlap = tile_and_overlap(predictor.head, cfg.tile_size, cfg.overlap)
-    src = open_scene(tg.scene)
+    src = open_scene(tg.scene, cfg.nodata)
     work = src
     summary: dict[str, Any] = {"scene": tg.scene, "width": raster.width, "height": raster.height}
     with ExitStack() as outputs:
         try:
-            normalise = make_normaliser(src, predictor.spec.input, plan.bands, cfg.stretch)
+            normalise = make_normaliser(src, predictor.contract, plan.bands, cfg.stretch, cfg.scale)
             if plan.factor != 1.0:
                 work = resampled(src, plan.factor)
             sink = GeoTiffSink(scratch, work, head.classes, head.palette)
@@ -133,11 +150,17 @@ def _predict_scene(plan: ScenePlan, predictor: Predictor, cfg: PredictConfig, gp
                 )
             else:
                 cls_path, conf_path, valid = sink.class_path, sink.conf_path, sink.valid_pixels
+            nonfinite = src.nonfinite(plan.bands)
+            if nonfinite:
+                warn(f"{tg.scene}: {nonfinite} pixel(s) are NaN or infinite; they are masked like nodata")
+            if cfg.sieve > 1:  # one minimum mapping unit for the raster and the polygons
+                cls_path = sieve_raster(cls_path, scratch / "sieved_classes.tif", cfg.sieve, POLYGON_BLOCK)
             t_engine = time.perf_counter()
             if valid == 0:
                 warn(f"{tg.scene}: every pixel is nodata; its outputs are valid but empty")
             if tg.raster is not None:
                 write_cog(cls_path, outputs.enter_context(atomic_output(tg.raster, cfg.overwrite)))
+                write_class_sidecars(tg.raster, head.classes, head.palette, outputs, cfg.overwrite)
             if tg.confidence is not None:
                 write_cog(conf_path, outputs.enter_context(atomic_output(tg.confidence, cfg.overwrite)))
             if tg.preview is not None:
@@ -162,11 +185,16 @@ def _predict_scene(plan: ScenePlan, predictor: Predictor, cfg: PredictConfig, gp
         confidence=str(tg.confidence) if tg.confidence else None,
         preview=str(tg.preview) if tg.preview else None,
         working_factor=plan.factor,
+        **plan.gsd_summary(),
+        raw_range=normalise.ranges(),
         tile_size=tile,
         overlap_px=overlap,
         tiles=stats.tiles,
         skipped_tiles=stats.skipped,
         predicted_pixels=valid,
+        invalid_pixels=raster.width * raster.height - valid,  # nodata, masked, NaN or infinite
+        nonfinite_pixels=nonfinite,
+        sieve=cfg.sieve,
         polygons=polygons,
         forward_s=round(stats.forward_s, 3),
         engine_s=round(t_engine - t0, 3),  # open, read, model, blend, working rasters
@@ -181,12 +209,23 @@ def _predict_scene(plan: ScenePlan, predictor: Predictor, cfg: PredictConfig, gp
 def write_polygons(
     cls_path: Path, conf_path: Path, raster: RasterInfo, classes: list[str], gpkg: Path, layer: str, cfg: PredictConfig
 ) -> int:
-    """Polygonise a class raster block by block into one GeoPackage layer; returns the polygon count."""
+    """Polygonise a (sieved) class raster block by block into one GeoPackage layer; returns the polygon count."""
     areas = AreaCalculator(raster.transform, raster.crs, raster.width, raster.height)
     writer = LayerWriter(gpkg, layer, raster.crs, SEGMENT_FIELDS)
     with progress_bar(f"{layer}: polygons", total=raster.width * raster.height) as bar:
-        for pieces in polygonize_raster(cls_path, conf_path, POLYGON_BLOCK, cfg.sieve, on_block=bar.advance):
+        for pieces in polygonize_raster(cls_path, conf_path, POLYGON_BLOCK, on_block=bar.advance):
             frame = segment_frame(pieces, classes, raster.transform, raster.crs, areas, cfg.simplify, cfg.min_area)
             writer.write(frame)
     writer.close()
     return writer.count
+
+
+def write_class_sidecars(
+    raster: Path, classes: list[str], palette: list[tuple[int, int, int]], outputs: ExitStack, overwrite: bool
+) -> None:
+    """The class raster's QGIS style (`<name>.qml`) and GDAL class names (`<name>.tif.aux.xml`), atomically."""
+    for path, text in (
+        (style_path(raster), raster_qml(classes, palette)),
+        (pam_path(raster), raster_pam(classes, palette)),
+    ):
+        outputs.enter_context(atomic_output(path, overwrite)).write_text(text, encoding="utf-8")

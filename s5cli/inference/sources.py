@@ -4,6 +4,8 @@ A source exposes the grid (width, height, CRS, transform), the band count and dt
 `read(window, bands)` -> (data (C, h, w) in the source dtype, valid (h, w) bool) for windows that may
 extend past the raster (padded with zeros, valid False there), and `decimated(max_side, bands)`, a
 small overview read used for percentile stretches and quick-looks, never the whole scene.
+Validity is GDAL's dataset mask, or the `nodata` rule a source is opened with, and finite values
+(geo/raster.py); `nonfinite(bands)` counts the NaN or infinite pixels the mask would otherwise keep.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from s5cli.errors import InputError
-from s5cli.geo.raster import read_window
+from s5cli.geo.cog import iter_blocks
+from s5cli.geo.raster import Nodata, finite_pixels, mask_valid, read_errors, read_window
+
+COUNT_BLOCK = 1024  # block side of the pass that counts non-finite pixels
 
 
 class WindowSource(Protocol):
@@ -39,6 +44,10 @@ class WindowSource(Protocol):
         """(data, valid) of the whole raster at reduced resolution (longer side <= max_side)."""
         ...
 
+    def nonfinite(self, bands: list[int] | None = None) -> int:
+        """Pixels the mask keeps but that are NaN or infinite in a band (0 for integer data)."""
+        ...
+
 
 def _decimated_shape(width: int, height: int, max_side: int) -> tuple[int, int]:
     f = max(1.0, max(width, height) / max_side)
@@ -48,25 +57,44 @@ def _decimated_shape(width: int, height: int, max_side: int) -> tuple[int, int]:
 class RasterioSource:
     """A rasterio dataset (a file, a VRT, a /vsicurl/ COG or a WarpedVRT at another GSD)."""
 
-    def __init__(self, dataset: Any, name: str | None = None, parent: Any = None) -> None:
+    def __init__(self, dataset: Any, name: str | None = None, parent: Any = None, nodata: Nodata = None) -> None:
         self.ds = dataset
         self.parent = parent  # the dataset a WarpedVRT reads from (closed with it)
         self.name = name or dataset.name
         self.width, self.height, self.count = dataset.width, dataset.height, dataset.count
         self.dtype = dataset.dtypes[0]
-        self.crs, self.transform, self.nodata = dataset.crs, dataset.transform, dataset.nodata
+        self.crs, self.transform = dataset.crs, dataset.transform
+        self.rule = nodata  # None: the file's mask
+        self.nodata = dataset.nodata if nodata is None else (None if nodata == "none" else float(nodata))
 
     def read(self, window: Window, bands: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Read a window (padding in numpy; boundless reads are 6x slower on a CPU)."""
-        return read_window(self.ds, window, bands)
+        return read_window(self.ds, window, bands, nodata=self.rule)
 
     def decimated(self, max_side: int, bands: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """An overview-sized read (GDAL uses the file's overviews when it has them)."""
         indexes = bands or list(range(1, self.count + 1))
         shape = _decimated_shape(self.width, self.height, max_side)
-        data = self.ds.read(indexes, out_shape=(len(indexes), *shape), resampling=Resampling.nearest)
-        masks = self.ds.read_masks(indexes, out_shape=(len(indexes), *shape), resampling=Resampling.nearest)
-        return data, np.all(masks > 0, axis=0)
+        with read_errors(self.ds):
+            data = self.ds.read(indexes, out_shape=(len(indexes), *shape), resampling=Resampling.nearest)
+            valid = mask_valid(self.ds, data, out_shape=shape, nodata=self.rule)
+        finite = finite_pixels(data)
+        if not finite.all():
+            data[:, ~finite] = 0
+        return data, valid & finite
+
+    def nonfinite(self, bands: list[int] | None = None) -> int:
+        """One pass over the scene by blocks, for float data only."""
+        if np.dtype(self.dtype).kind != "f":
+            return 0
+        indexes = bands or list(range(1, self.count + 1))
+        count = 0
+        for win in iter_blocks(self.width, self.height, COUNT_BLOCK):
+            with read_errors(self.ds):
+                data = self.ds.read(indexes, window=win)
+                valid = mask_valid(self.ds, data, win, nodata=self.rule)
+            count += int(np.count_nonzero(valid & ~finite_pixels(data)))
+        return count
 
     def close(self) -> None:
         """Close the dataset (and the one it warps)."""
@@ -82,7 +110,7 @@ class RasterioSource:
 class DataArraySource:
     """A (band, y, x) or (y, x) DataArray, lazy (dask) or in memory; only the windows read are computed."""
 
-    def __init__(self, da: Any) -> None:
+    def __init__(self, da: Any, nodata: Nodata = None) -> None:
         if da.ndim == 2:
             da = da.expand_dims("band")
         if da.ndim != 3:
@@ -94,21 +122,34 @@ class DataArraySource:
         rio = getattr(da, "rio", None)
         self.crs = rio.crs if rio is not None else None
         self.transform = rio.transform() if rio is not None and self.crs is not None else Affine.identity()
-        nodata = rio.nodata if rio is not None else None
-        if nodata is None:
-            nodata = da.attrs.get("_FillValue", da.attrs.get("nodata"))
-        self.nodata = None if nodata is None else float(nodata)
+        if nodata is None:  # the array's own: rioxarray's, else its _FillValue / nodata attribute
+            own = rio.nodata if rio is not None else None
+            own = da.attrs.get("_FillValue", da.attrs.get("nodata")) if own is None else own
+            self.nodata = None if own is None else float(own)
+        else:
+            self.nodata = None if nodata == "none" else float(nodata)
+
+    def _kept(self, data: np.ndarray) -> np.ndarray:
+        """GDAL's rule for a nodata value: a pixel is nodata when every band equals it."""
+        if self.nodata is None:
+            return np.ones(data.shape[1:], dtype=bool)
+        same = np.isnan(data) if np.isnan(self.nodata) else data == self.nodata
+        return ~np.all(same, axis=0)
 
     def _valid(self, data: np.ndarray) -> np.ndarray:
-        valid = np.ones(data.shape[1:], dtype=bool)
-        if self.nodata is not None:
-            if np.isnan(self.nodata):
-                valid &= ~np.any(np.isnan(data), axis=0)
-            else:
-                valid &= ~np.any(data == self.nodata, axis=0)
-        if data.dtype.kind == "f":
-            valid &= np.all(np.isfinite(data), axis=0)
-        return valid
+        return self._kept(data) & finite_pixels(data)
+
+    def nonfinite(self, bands: list[int] | None = None) -> int:
+        """Block by block over the (lazy) array, for float data only."""
+        if np.dtype(self.dtype).kind != "f":
+            return 0
+        indexes = [b - 1 for b in (bands or range(1, self.count + 1))]
+        count = 0
+        for win in iter_blocks(self.width, self.height, COUNT_BLOCK):
+            r, c, h, w = int(win.row_off), int(win.col_off), int(win.height), int(win.width)
+            data = np.asarray(self.da[indexes, r : r + h, c : c + w].values)
+            count += int(np.count_nonzero(self._kept(data) & ~finite_pixels(data)))
+        return count
 
     def read(self, window: Window, bands: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Slice (and compute) one window; the part past the array is padded with zeros."""
@@ -134,15 +175,15 @@ class DataArraySource:
         return (np.nan_to_num(data) if data.dtype.kind == "f" else data), valid
 
 
-def open_rasterio_source(path: str) -> RasterioSource:
-    """Open a scene for reading (InputError for a missing or unreadable file)."""
+def open_rasterio_source(path: str, nodata: Nodata = None) -> RasterioSource:
+    """Open a scene for reading (InputError for a missing or unreadable file) under a nodata rule."""
     from s5cli.geo.raster import open_raster
 
-    return RasterioSource(open_raster(path), name=path)
+    return RasterioSource(open_raster(path), name=path, nodata=nodata)
 
 
 def resampled(source: RasterioSource, factor: float) -> RasterioSource:
     """The source on a grid `factor` times finer (factor > 1) or coarser, same CRS and extent (geo/resample.py)."""
     from s5cli.geo.resample import resampled as warp
 
-    return RasterioSource(warp(source.ds, factor), name=source.name, parent=source.ds)
+    return RasterioSource(warp(source.ds, factor), name=source.name, parent=source.ds, nodata=source.rule)

@@ -23,7 +23,7 @@ from s5cli.inference.inputs import resolve_bands, tile_and_overlap
 from s5cli.inference.normalize import make_normaliser
 from s5cli.inference.sources import DataArraySource
 
-_OPTIONS = ("tile_size", "overlap", "batch_size", "bands", "stretch", "device", "confidence")
+_OPTIONS = ("tile_size", "overlap", "batch_size", "bands", "scale", "stretch", "nodata", "device", "confidence")
 
 
 def predict_dataarray(da: Any, checkpoint: Any, dataset: str | None = None, **options: Any) -> Any:
@@ -34,8 +34,10 @@ def predict_dataarray(da: Any, checkpoint: Any, dataset: str | None = None, **op
         checkpoint: a checkpoint path, or a loaded model with a `.spec` (or a Predictor).
         dataset: the head of a multi-dataset checkpoint.
         **options: tile_size and overlap (a fraction; default: the head's trained input), batch_size (4),
-            bands (1-based list), stretch ((low, high) percentiles), device ('auto'), and
-            confidence=True to return a Dataset with `classes` and `confidence` (0..1) variables.
+            bands (1-based list; default: the bands the head was trained on), scale (the raw value of
+            1.0; default: the training data's) or stretch ((low, high) percentiles), nodata (a value, or
+            "none"; default: the array's own), device ('auto'), and confidence=True to return a Dataset
+            with `classes` and `confidence` (0..1) variables.
     """
     import xarray as xr
 
@@ -51,9 +53,9 @@ def predict_dataarray(da: Any, checkpoint: Any, dataset: str | None = None, **op
         predictor = load_predictor(checkpoint, dataset, device)
     else:
         predictor = predictor_for(checkpoint, dataset=dataset, device=None if device == "auto" else device)
-    source = DataArraySource(da)
-    bands = resolve_bands(source.count, options.get("bands"), predictor.spec.input, path=source.name)
-    normalise = make_normaliser(source, predictor.spec.input, bands, options.get("stretch"))
+    source = DataArraySource(da, options.get("nodata"))
+    bands = resolve_bands(source.count, options.get("bands"), predictor.contract, path=source.name)
+    normalise = make_normaliser(source, predictor.contract, bands, options.get("stretch"), options.get("scale"))
     tile, overlap = tile_and_overlap(predictor.head, options.get("tile_size"), options.get("overlap"))
     sink = ArraySink(source.width, source.height)
     predict_source(

@@ -4,8 +4,10 @@ The contract every part of s5cli relies on:
 - a model's `forward(x, dataset)` takes float images in [0, 1], shape (B, C, H, W) with
   C = len(InputSpec.bands), H and W multiples of 16, and normalises them itself with
   InputSpec.mean / InputSpec.std (so datasets, predict and curate all feed [0, 1] images);
-- raw pixels become [0, 1] by dividing by InputSpec.scale (255 for 8-bit), or by the percentile
-  stretch that predict offers for 16-bit data;
+- raw pixels become [0, 1] by dividing by InputSpec.scale, the value training divided by (255 for
+  8-bit, 4095 for 12-bit data given `scale: 4095`, ...); InputSpec also records the 1-based source bands,
+  the dtype and the GSD the training data had, and predict applies them by default (`input_spec` fills
+  them from the data both training stages read; `for_head` gives one head's view);
 - one head per dataset name; a segmentation head returns logits (B, K, H, W) at the input size;
 - each head carries the input it was trained on (HeadInput: tile or patch side, overlap), which
   predict, evaluate and export read as their defaults.
@@ -13,11 +15,15 @@ The contract every part of s5cli relies on:
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
 
 from s5cli.config import StrictConfig
+
+if TYPE_CHECKING:
+    from s5cli.datasets.pixels import PixelFormat
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # ImageNet statistics on RGB in [0, 1] (S5's normalisation)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -106,14 +112,72 @@ class HeadSpec(StrictConfig):
         )
 
 
-class InputSpec(StrictConfig):
-    """How raw pixels become the model's input."""
+class PixelRead(StrictConfig):
+    """How a head's training data became [0, 1] images: which source bands, divided by what, of which dtype and GSD."""
+
+    source_bands: list[int] | None = None  # 1-based bands of the training rasters, in the model's order
+    scale: float | None = Field(default=255.0, gt=0)  # raw value mapped to 1.0; None: by dtype (255, 65535, 1.0)
+    dtype: str | None = None  # data type of the training rasters (uint8, uint16, float32, ...), when known
+    gsd: float | None = Field(default=None, gt=0)  # metres per pixel of the training data, when known
+
+
+class InputSpec(PixelRead):
+    """How raw pixels become the model's input: band names and normalisation, and how the training data were read.
+
+    The PixelRead fields are the model's; where the heads of a multi-dataset model were trained on data
+    read differently (Potsdam at 0.05 m, LoveDA at 0.3 m), `heads` holds every head's own (`for_head`).
+    """
 
     bands: list[str] = Field(default_factory=lambda: ["red", "green", "blue"])
     mean: list[float] = Field(default_factory=lambda: list(IMAGENET_MEAN))
     std: list[float] = Field(default_factory=lambda: list(IMAGENET_STD))
-    scale: float | None = 255.0  # raw value mapped to 1.0; None: by dtype (255, 65535, 1.0 for floats)
-    gsd: float | None = None  # ground sample distance of the training data in metres, when known
+    heads: dict[str, PixelRead] = Field(default_factory=dict)
+
+    def for_head(self, name: str) -> InputSpec:
+        """The contract one head was trained under (its own PixelRead in place of the model's)."""
+        own = self.heads.get(name)
+        if own is None:
+            return self.model_copy(update={"heads": {}})
+        return self.model_copy(update={**own.model_dump(), "heads": {}})
+
+
+def input_spec(formats: Mapping[str, PixelFormat], base: InputSpec | None = None) -> InputSpec:
+    """The input contract of a model trained on these datasets: head name -> its loader's PixelFormat.
+
+    Both training stages build it here from what their loaders read (datasets/pixels.py). `base` is an
+    init checkpoint's contract: its band count must match the data and its normalisation is kept (the
+    weights were trained under it). Without one, 3-band data get ImageNet statistics (S5's) and other
+    band counts a centred [0, 1] range.
+    """
+    from s5cli.errors import InputError
+
+    if not formats:
+        raise ValueError("input_spec needs at least one dataset")
+    items = list(formats.items())
+    first = items[0][1]
+    channels = len(first.bands)
+    for name, fmt in items:
+        if base is not None and len(fmt.bands) != len(base.bands):
+            raise InputError(
+                f"dataset '{name}' gives {len(fmt.bands)} band(s) but the init checkpoint takes "
+                f"{len(base.bands)} bands ({', '.join(base.bands)}); {fmt.band_advice(len(base.bands))}",
+                fmt.origin,
+            )
+        if len(fmt.bands) != channels:
+            raise InputError(
+                f"dataset '{name}' gives {len(fmt.bands)} band(s) but '{items[0][0]}' gives {channels}: one model "
+                f"takes one band count; {fmt.band_advice(channels)}",
+                fmt.origin,
+            )
+    if base is not None:
+        norm = {"bands": list(first.names), "mean": list(base.mean), "std": list(base.std)}
+    elif channels == 3:
+        norm = {"bands": list(first.names), "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
+    else:  # no ImageNet statistics for other band sets: centre [0, 1] data
+        norm = {"bands": list(first.names), "mean": [0.5] * channels, "std": [0.25] * channels}
+    reads = {name: PixelRead(source_bands=list(f.bands), scale=f.scale, dtype=f.dtype, gsd=f.gsd) for name, f in items}
+    same = len({r.model_dump_json() for r in reads.values()}) == 1
+    return InputSpec(**norm, **reads[items[0][0]].model_dump(), heads={} if same else reads)
 
 
 class ModelSpec(StrictConfig):

@@ -14,8 +14,9 @@ import torch
 from torch import nn
 
 from s5cli.console import info
+from s5cli.datasets.pixels import pixel_format
 from s5cli.errors import InputError
-from s5cli.models.spec import HeadSpec
+from s5cli.models.spec import HeadSpec, InputSpec, input_spec
 from s5cli.pretrain.config import PretrainConfig, accumulation_steps
 from s5cli.pretrain.data import labeled_info, labeled_root, labeled_source, unlabeled_source
 from s5cli.pretrain.fixmatch import fixmatch_step
@@ -28,17 +29,11 @@ from s5cli.training.run_dir import RunDir
 from s5cli.training.stage import StagePlan, run_stage
 
 
-def build_pretrain_model(cfg: PretrainConfig, head: HeadSpec, channels: int = 3) -> nn.Module:
+def build_pretrain_model(cfg: PretrainConfig, head: HeadSpec, inputs: InputSpec) -> nn.Module:
     """The S5 model with one segmentation head (the labeled dataset's), optionally initialised from a checkpoint."""
     from s5cli.models.network import build_model
-    from s5cli.models.spec import InputSpec, ModelSpec
+    from s5cli.models.spec import ModelSpec
 
-    if channels == 3:
-        inputs = InputSpec()
-    else:  # no ImageNet statistics for other band sets: centre [0, 1] data
-        inputs = InputSpec(
-            bands=[f"band{i + 1}" for i in range(channels)], mean=[0.5] * channels, std=[0.25] * channels
-        )
     spec = ModelSpec(
         preset=cfg.model.preset,
         heads=[head],
@@ -83,7 +78,7 @@ def plan_pretrain(cfg: PretrainConfig, dist: DistContext, run: RunDir) -> StageP
     head = HeadSpec.from_dataset(linfo, cfg.crop_size)
     labeled = labeled_source(cfg, cfg.labeled.split, head.classes)
     unlabeled = unlabeled_source(cfg)
-    channels = int(labeled[0]["image"].shape[0])
+    inputs = input_spec({head.name: pixel_format(linfo, labeled_root(cfg))})  # what the checkpoint records
     views = cfg.fixmatch.views
 
     def stream(ds: Any, seed: int, size: int) -> InfiniteLoader:
@@ -110,7 +105,7 @@ def plan_pretrain(cfg: PretrainConfig, dist: DistContext, run: RunDir) -> StageP
         validator = Validator([plan_job(linfo, head, labeled_root(cfg), choices)])
 
     torch.manual_seed(cfg.seed)  # same initial weights on every rank
-    model = build_pretrain_model(cfg, head, channels)
+    model = build_pretrain_model(cfg, head, inputs)
 
     def step(model: nn.Module, batch: dict[str, Any], ctx: StepContext) -> tuple[torch.Tensor, dict]:
         teacher = ctx.ema.module if ctx.ema is not None else None

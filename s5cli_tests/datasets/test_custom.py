@@ -3,8 +3,10 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pytest
+import rasterio
 import torch
 import yaml
+from pandas import concat as pd_concat
 from shapely.geometry import Polygon, box
 
 from s5cli.datasets.custom import CustomDataset, custom_info
@@ -121,6 +123,9 @@ def test_info_and_head(project) -> None:
 
     head = HeadSpec.from_dataset(info)
     assert head.name == "mytown" and head.num_classes == 3 and len(head.palette) == 3
+    from s5cli.datasets.info import NEUTRAL
+
+    assert info.palette[0] == NEUTRAL  # a class named background is neutral grey without a `background:` key
 
 
 def test_errors(project, tmp_path: Path) -> None:
@@ -139,3 +144,57 @@ def test_errors(project, tmp_path: Path) -> None:
         CustomDataset(tmp_path)
     with pytest.raises(InputError, match="no such label file"):
         CustomDataset(project(labels="missing.gpkg"))
+
+
+def test_pixel_format_records_bands_scale_dtype_and_gsd(tmp_path: Path) -> None:
+    from s5cli.datasets.custom_config import custom_pixel_format
+
+    for name in ("a", "b"):  # 12-bit data stored in uint16, 4 bands, 0.3 m pixels
+        scenes.make_scene(tmp_path / f"{name}.tif", bands=4, dtype="uint16", gsd=0.3)
+    gpd.GeoDataFrame({"class": ["x"]}, geometry=[pixel_box(2, 2, 9, 9)], crs="EPSG:32633").to_file(tmp_path / "l.gpkg")
+    base = {"classes": ["background", "x"], "scenes": ["a.tif", "b.tif"], "labels": "l.gpkg", "tile_size": 32}
+    chosen = tmp_path / "chosen.yaml"
+    chosen.write_text(yaml.safe_dump({**base, "bands": [2, 3, 4], "scale": 4095}))
+    fmt = custom_pixel_format(chosen)
+    assert (fmt.bands, fmt.names, fmt.scale, fmt.dtype) == ((2, 3, 4), ("band2", "band3", "band4"), 4095.0, "uint16")
+    assert fmt.gsd == pytest.approx(0.3) and fmt.origin == str(chosen)
+    ds = CustomDataset(chosen)  # and the loader reads exactly that: band 2 of the raster / 4095 is channel 0
+    with rasterio.open(tmp_path / "a.tif") as src:
+        raw = src.read(2, window=rasterio.windows.Window(0, 0, 32, 32))
+    assert torch.allclose(ds[0]["image"][0], torch.from_numpy(raw / 4095.0).float().clamp(0, 1))
+    every = tmp_path / "every.yaml"
+    every.write_text(yaml.safe_dump(base))
+    fmt = custom_pixel_format(every)
+    assert fmt.bands == (1, 2, 3, 4) and fmt.scale == 65535.0  # no `scale:`: the dtype's maximum, as the loader
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({**base, "bands": [2, 5]}))
+    with pytest.raises(InputError, match="band 5 but the scenes have 4"):
+        custom_pixel_format(bad)
+    scenes.make_scene(tmp_path / "c.tif", bands=4, dtype="uint8")
+    mixed = tmp_path / "mixed.yaml"
+    mixed.write_text(yaml.safe_dump({**base, "scenes": ["a.tif", "c.tif"]}))
+    with pytest.raises(InputError, match=r"mix data types \(uint16, uint8\): set `scale:`"):
+        custom_pixel_format(mixed)
+
+
+def test_wgs84_labels_over_scenes_in_two_utm_zones(tmp_path: Path) -> None:
+    from rasterio.crs import CRS
+
+    from s5cli.datasets.custom_config import custom_pixel_format
+
+    parts = []
+    for name, epsg, seed in (("west", 32632, 1), ("east", 32633, 2)):
+        scenes.make_scene(tmp_path / f"{name}.tif", crs=CRS.from_epsg(epsg), seed=seed, nodata_border=0)
+        one = gpd.GeoDataFrame({"kind": ["building"]}, geometry=[pixel_box(8, 8, 24, 20)], crs=f"EPSG:{epsg}")
+        parts.append(one.to_crs("EPSG:4326"))
+    labels = gpd.GeoDataFrame(pd_concat(parts), crs="EPSG:4326")
+    labels.to_file(tmp_path / "labels.geojson", driver="GeoJSON")
+    path = tmp_path / "zones.yaml"
+    cfg = {"classes": ["background", "building"], "scenes": ["west.tif", "east.tif"], "labels": "labels.geojson"}
+    path.write_text(yaml.safe_dump({**cfg, "class_column": "kind", "background": "background", "tile_size": 32}))
+    ds = CustomDataset(path)
+    first_of = {ds.scenes[s].name: i for i, (s, w) in reversed(list(enumerate(ds.index))) if w[:2] == (0, 0)}
+    for name in ("west.tif", "east.tif"):  # each scene gets its own building, reprojected from WGS84 to its zone
+        mask = ds[first_of[name]]["mask"]
+        assert int((mask == 1).sum()) == 16 * 12 and bool((mask[8:20, 8:24] == 1).all())
+    assert custom_pixel_format(path).gsd == pytest.approx(0.5)

@@ -17,10 +17,9 @@ from s5cli.geo.cog import (
 )
 
 
-def test_colormap_holds_the_head_colours_and_hides_nodata() -> None:
+def test_colormap_holds_only_the_head_colours() -> None:
     cmap = class_colormap(["a", "b"], [(1, 2, 3), (4, 5, 6)])
-    assert cmap[0] == (1, 2, 3, 255) and cmap[1] == (4, 5, 6, 255)
-    assert cmap[CLASS_NODATA] == (0, 0, 0, 0)
+    assert cmap == {0: (1, 2, 3, 255), 1: (4, 5, 6, 255)}  # nodata 255 is transparent by being nodata
     with pytest.raises(ValueError, match="1 colours for 3 classes"):
         class_colormap(["a", "b", "c"], [(1, 2, 3)])
 

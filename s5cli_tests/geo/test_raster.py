@@ -3,6 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from rasterio.transform import from_origin
 from rasterio.windows import Window
 
 from s5cli.errors import InputError
@@ -79,3 +80,34 @@ def test_window_grid_rows() -> None:
     assert all(len({w.row_off for w in r}) == 1 for r in rows)
     with pytest.raises(ValueError):
         window_grid(10, 10, 8, 8)
+
+
+def test_validity_is_gdals_dataset_mask_and_a_nodata_rule_keeps_the_alpha_band(tmp_path: Path) -> None:
+    data = np.full((4, 20, 20), 50, np.uint8)
+    data[3] = 255
+    data[3, :5] = 0  # alpha: rows 0-4 transparent
+    data[0, 8] = 0  # one band at the nodata value
+    data[:3, 12] = 0  # every colour band at the nodata value
+    profile = dict(driver="GTiff", width=20, height=20, count=4, dtype="uint8", crs="EPSG:32633",
+                   transform=from_origin(0, 0, 1, 1), photometric="RGB", alpha="YES")  # fmt: skip
+    with rasterio.open(tmp_path / "a.tif", "w", nodata=0, **profile) as dst:
+        dst.write(data)
+    with rasterio.open(tmp_path / "a.tif") as src:
+        win = Window(0, 0, 20, 20)
+        _, valid = read_window(src, win, [1, 2, 3])  # GDAL's dataset mask: here the alpha band's
+        assert np.array_equal(valid, src.dataset_mask() > 0) and not valid[:5].any() and valid[5:].all()
+        _, valid = read_window(src, win, [1, 2, 3], nodata="none")  # the alpha band still masks
+        assert (~valid).sum() == 100 and not valid[:5].any()
+        _, valid = read_window(src, win, [1, 2, 3], nodata=50)
+        assert (~valid).sum() == 20 * 20 - 2 * 20 and valid[8].all() and valid[12].all()  # only 8, 12 differ
+
+
+def test_non_finite_values_are_invalid_and_read_as_the_pad_value(tmp_path: Path) -> None:
+    data = np.ones((2, 8, 8), np.float32)
+    data[1, 2, 3] = np.nan
+    data[0, 5, 5] = np.inf
+    write_geotiff(tmp_path / "f.tif", data, None, from_origin(0, 0, 1, 1))
+    with rasterio.open(tmp_path / "f.tif") as src:
+        out, valid = read_window(src, Window(0, 0, 8, 8))
+    assert (~valid).sum() == 2 and not valid[2, 3] and not valid[5, 5]
+    assert np.isfinite(out).all() and out[:, 2, 3].tolist() == [0.0, 0.0]

@@ -10,7 +10,15 @@ from rasterio.crs import CRS
 from rasterio.transform import Affine, from_origin
 
 from s5cli.geo.polygonize import Piece
-from s5cli.geo.vector import SEGMENT_FIELDS, AreaCalculator, LayerWriter, layer_name, pixel_to_map, segment_frame
+from s5cli.geo.vector import (
+    SEGMENT_FIELDS,
+    AreaCalculator,
+    LayerWriter,
+    layer_name,
+    pixel_to_map,
+    row_pixel_areas,
+    segment_frame,
+)
 
 UTM = CRS.from_epsg(32633)
 
@@ -62,6 +70,17 @@ def test_geographic_area_is_true_square_metres() -> None:
     assert 600_000 < area < 650_000  # ~1113 m x ~556 m
 
 
+def test_row_pixel_areas_follow_latitude_in_a_geographic_crs() -> None:
+    deg = 0.0001  # the same 0.01 x 0.01 degree box at 60 N, pixel by pixel
+    tr = from_origin(10.0, 60.01, deg, deg)
+    rows = row_pixel_areas(tr, CRS.from_epsg(4326), 100, 100)
+    truth = abs(Geod(ellps="WGS84").geometry_area_perimeter(shapely.box(10.0, 60.0, 10.01, 60.01))[0])
+    assert rows.sum() * 100 == pytest.approx(truth, rel=1e-4)
+    assert rows[0] < rows[-1]  # pixels shrink towards the pole
+    assert row_pixel_areas(from_origin(0, 0, 0.5, 0.5), UTM, 4, 3).tolist() == [0.25] * 3
+    assert np.isnan(row_pixel_areas(Affine.identity(), None, 4, 3)).all()
+
+
 def test_no_crs_area_is_nan() -> None:
     calc = AreaCalculator(Affine.identity(), None, 10, 10)
     assert math.isnan(calc.areas(np.array([]), np.array([4.0]), np.array([]))[0])
@@ -101,3 +120,18 @@ def test_layer_writer_appends_and_keeps_empty_layers(tmp_path: Path) -> None:
     info = pyogrio.read_info(gpkg, layer="b")
     assert info["features"] == 0 and list(info["fields"]) == list(SEGMENT_FIELDS)
     assert pyogrio.read_dataframe(gpkg, layer="b").crs == UTM
+
+
+def test_a_layer_without_crs_is_written_without_pyogrios_warning(tmp_path: Path) -> None:
+    import warnings
+
+    import geopandas as gpd
+
+    frame = gpd.GeoDataFrame({"class_id": np.array([1], np.int16)}, geometry=[shapely.box(0, 0, 1, 1)])
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        writer = LayerWriter(tmp_path / "p.gpkg", "pixels", None, ["class_id"])
+        writer.write(frame)
+        writer.close()
+    assert not [w for w in seen if "crs" in str(w.message)]  # predict said so once, in its own words
+    assert pyogrio.read_info(tmp_path / "p.gpkg", layer="pixels")["features"] == 1

@@ -92,7 +92,7 @@ def test_detect_scene_writes_boxes_in_the_crs(tmp_path: Path) -> None:
     summary = detect_scene(plan, predictor, cfg, gpkg, tmp_path)
     assert summary["detections"] == 2 and summary["skipped_tiles"] == 0
     frame = pyogrio.read_dataframe(gpkg, layer="s")
-    assert list(frame.columns[:4]) == list(DETECTION_FIELDS) and frame.crs.to_epsg() == 32633
+    assert list(frame.columns[:5]) == list(DETECTION_FIELDS) and frame.crs.to_epsg() == 32633
     assert frame.class_name.tolist() == ["ship", "ship"]
     got = sorted(frame.geometry, key=lambda g: g.bounds[0])
     for geom, (c, r, w, h) in zip(got, SQUARES):
@@ -150,3 +150,39 @@ def test_a_detection_head_of_a_multi_dataset_checkpoint_predicts_at_its_own_patc
     assert (summary["scenes"][0]["tile_size"], summary["scenes"][0]["overlap_px"]) == (64, 16)
     summary = run_predict(build_config(PredictConfig, {**cfg, "dataset": "potsdam", "overwrite": True}))
     assert (summary["scenes"][0]["tile_size"], summary["scenes"][0]["overlap_px"]) == (32, 8)
+
+
+class PaddedBoxes(BrightBoxes):
+    """BrightBoxes grown by `pad` px on every side: an object at the scene's edge gets a box reaching past it."""
+
+    pad = 4.0
+
+    def forward(self, x: torch.Tensor, dataset: str | None = None) -> list[dict[str, torch.Tensor]]:
+        out = super().forward(x, dataset)
+        for det in out:
+            det["boxes"][:, 2:4] += 2 * self.pad
+        return out
+
+
+def test_min_score_drops_weak_boxes_and_boxes_past_the_scene_are_clipped(tmp_path: Path) -> None:
+    predictor = predictor_for(PaddedBoxes(det_spec()), device="cpu")
+    data = np.full((3, 80, 100), 60, np.uint8)
+    data[:, 0:10, 0:10] = 250  # a 10 x 10 object in the corner (score 0.5): its padded box reaches past it
+    data[:, 40:48, 60:72] = 250  # a 12 x 8 object inside (score 0.48)
+    scene = tmp_path / "edge.tif"
+    profile = dict(driver="GTiff", width=100, height=80, count=3, dtype="uint8", crs="EPSG:32633")
+    with rasterio.open(scene, "w", transform=from_origin(500000, 5800000, 0.5, 0.5), **profile) as dst:
+        dst.write(data)
+    gpkg = tmp_path / "o.gpkg"
+    cfg = PredictConfig(scenes=[str(scene)], output=str(gpkg), tile_size=32, overlap=0.4, min_score=0.3)
+    plan = plan_scene(SceneTargets(str(scene), "s"), predictor, cfg)
+    summary = detect_scene(plan, predictor, cfg, gpkg, tmp_path)
+    assert summary["detections"] == 2 and summary["clipped"] == 1
+    frame = pyogrio.read_dataframe(gpkg, layer="s").sort_values("score")
+    assert frame.clipped.tolist() == [False, True]
+    corner = shapely.box(500000, 5800000 - 14 * 0.5, 500000 + 14 * 0.5, 5800000)  # -4..14 px cut at 0
+    assert frame.geometry.iloc[1].symmetric_difference(corner).area == pytest.approx(0, abs=1e-6)
+    assert frame.area_m2.iloc[1] == pytest.approx(14 * 14 * 0.25)
+    strict = cfg.model_copy(update={"min_score": 0.49})
+    gpkg.unlink()
+    assert detect_scene(plan, predictor, strict, gpkg, tmp_path)["detections"] == 1

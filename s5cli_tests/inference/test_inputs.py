@@ -5,9 +5,9 @@ import pytest
 import rasterio
 
 from s5cli.errors import InputError
-from s5cli.geo.raster import describe_raster
+from s5cli.geo.raster import describe_raster, unit_scale
 from s5cli.inference.inputs import expand_scenes, resolve_bands, working_factor
-from s5cli.inference.normalize import Normaliser, dtype_scale, make_normaliser
+from s5cli.inference.normalize import Normaliser, make_normaliser
 from s5cli.inference.sources import RasterioSource
 from s5cli.models.spec import InputSpec
 from s5cli_tests.scenes import make_scene
@@ -68,7 +68,7 @@ def test_normaliser_scale_and_dtype() -> None:
     norm = Normaliser((0.0,), (200.0,))
     out = norm(np.array([[[0, 100, 250]]], np.uint16))
     assert out.dtype == np.float32 and out.tolist() == [[[0.0, 0.5, 1.0]]]
-    assert dtype_scale("uint8") == 255 and dtype_scale("uint16") == 65535 and dtype_scale("float32") == 1.0
+    assert unit_scale("uint8") == 255 and unit_scale("uint16") == 65535 and unit_scale("float32") == 1.0
 
 
 def test_make_normaliser(tmp_path: Path, scene_u16: Path, capsys) -> None:
@@ -76,8 +76,11 @@ def test_make_normaliser(tmp_path: Path, scene_u16: Path, capsys) -> None:
         src = RasterioSource(ds)
         by_dtype = make_normaliser(src, InputSpec(bands=list("abcd"), mean=[0] * 4, std=[1] * 4, scale=None), None)
         assert by_dtype.hi == (65535.0,) * 4
-        make_normaliser(src, InputSpec(bands=list("abc")), [1, 2, 3])
-        assert "Try --stretch 2,98" in " ".join(capsys.readouterr().err.split())
+        make_normaliser(src, InputSpec(bands=list("abc")), [1, 2, 3])  # 12-bit values over a 255 scale
+        err = " ".join(capsys.readouterr().err.split())
+        assert "divides raw values by 255" in err and "saturate" in err and "--stretch 2,98" in err
+        make_normaliser(src, InputSpec(bands=list("abc"), scale=4095.0, dtype="uint16"), [1, 2, 3])
+        assert capsys.readouterr().err == ""  # the training scale fits the scene: no warning
         stretched = make_normaliser(src, InputSpec(), [1, 2, 3], stretch=(2, 98))
         data = ds.read([1, 2, 3])
         valid = ds.read_masks(1) > 0
@@ -117,6 +120,7 @@ def test_float_reflectance_with_an_8bit_checkpoint_warns(tmp_path: Path, capsys)
     with rasterio.open(path) as ds:
         norm = make_normaliser(RasterioSource(ds), InputSpec(), [1, 2, 3])
         assert norm.hi == (255.0,) * 3  # the checkpoint's contract is honoured...
-        assert "Try --stretch 0,100" in " ".join(capsys.readouterr().err.split())  # ...with a warning
+        err = " ".join(capsys.readouterr().err.split())  # ...with a warning
+        assert "nearly black" in err and "--scale 1" in err
         make_normaliser(RasterioSource(ds), InputSpec(scale=1.0), [1, 2, 3])
         assert capsys.readouterr().err == ""

@@ -75,7 +75,7 @@ def test_tile_by_tile_equals_one_by_one_through_the_cli(runner, tmp_path: Path, 
 
     scene = make_scene(tmp_path / "s.tif", width=128, height=128, nodata_border=0)
     cog = tmp_path / "c.tif"
-    ok(predict(runner, scene, "--raster", cog, "--checkpoint", tiny_ckpt, "--overlap", 0, "--json"))
+    ok(predict(runner, scene, "--raster", cog, "--checkpoint", tiny_ckpt, "--overlap", 0, "--sieve", 0, "--json"))
     model, _, _ = load_checkpoint(tiny_ckpt)
     with rasterio.open(scene) as src, rasterio.open(cog) as out:
         x = torch.from_numpy(src.read().astype(np.float32) / 255.0)[None]
@@ -161,7 +161,7 @@ def test_rotated_geotransform_is_kept(runner, tmp_path: Path, tiny_ckpt: Path) -
     ok(predict(runner, scene, "-o", gpkg, "--raster", cog, "--checkpoint", tiny_ckpt, "--sieve", 0, "--json"))
     with rasterio.open(cog) as out:
         assert out.transform.almost_equals(tr) and out.shape == (66, 70)
-    frame = pyogrio.read_dataframe(gpkg)
+    frame = pyogrio.read_dataframe(gpkg, layer="rot")
     footprint = shapely.Polygon([tr * (0, 0), tr * (70, 0), tr * (70, 66), tr * (0, 66)])
     assert frame.union_all().symmetric_difference(footprint).area == pytest.approx(0, abs=1e-6)
     assert frame.area_m2.sum() == pytest.approx(70 * 66 * 0.25)
@@ -203,8 +203,9 @@ def test_several_scenes_folder_layers_and_preview(runner, tmp_path: Path, tiny_c
     )  # fmt: skip
     summary = ok(result)
     assert [s["layer"] for s in summary["scenes"]] == ["a", "b"]
-    assert [name for name, _ in pyogrio.list_layers(gpkg)] == ["a", "b"]
-    assert sorted(p.name for p in rasters.iterdir()) == ["a.tif", "b.tif"]
+    assert [name for name, _ in pyogrio.list_layers(gpkg)] == ["a", "b", "layer_styles"]  # + QGIS styles
+    tifs = sorted(p.name for p in rasters.iterdir() if p.suffix == ".tif")
+    assert tifs == ["a.tif", "b.tif"] and (rasters / "a.qml").exists() and (rasters / "b.tif.aux.xml").exists()
     for name in ("a", "b"):
         png = previews / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -244,7 +245,9 @@ def test_user_errors_are_one_line(runner, tmp_path: Path, tiny_ckpt: Path, two_h
     one_line_error(predict(runner, scene, "-o", out, "--checkpoint", two_head_ckpt, "--dataset", "nope"), "nope")
     one_line_error(predict(runner, scene, "--checkpoint", tiny_ckpt), "nothing to write")
     one_line_error(predict(runner, scene, "-o", out, "--checkpoint", tiny_ckpt, "--tile-size", 50), "multiple of 16")
-    one_line_error(predict(runner, scene, "-o", tmp_path / "o.shp", "--checkpoint", tiny_ckpt), ".gpkg")
+    one_line_error(predict(runner, scene, "-o", tmp_path / "o.kml", "--checkpoint", tiny_ckpt), ".fgb, .parquet, .shp")
+    two = [scene, four]
+    one_line_error(predict(runner, *two, "-o", tmp_path / "o.fgb", "--checkpoint", tiny_ckpt), "several scenes")
     one_line_error(predict(runner, scene, "-o", out, "--checkpoint", tmp_path / "none.pt"), "none.pt")
     assert not out.exists()
 
@@ -254,7 +257,7 @@ def test_dataset_picks_the_head(runner, tmp_path: Path, two_head_ckpt: Path) -> 
     gpkg = tmp_path / "o.gpkg"
     summary = ok(predict(runner, scene, "-o", gpkg, "--checkpoint", two_head_ckpt, "--dataset", "loveda", "--json"))
     assert summary["head"] == "loveda" and summary["classes"] == ["x", "y"]
-    assert set(pyogrio.read_dataframe(gpkg).class_name) <= {"x", "y"}
+    assert set(pyogrio.read_dataframe(gpkg, layer="s").class_name) <= {"x", "y"}
 
 
 def test_interrupted_run_leaves_nothing(runner, tmp_path: Path, tiny_ckpt: Path, monkeypatch) -> None:

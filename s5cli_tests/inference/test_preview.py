@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import numpy as np
+import pytest
 import rasterio
 from PIL import Image
 
@@ -49,3 +50,28 @@ def test_render_preview_png(tmp_path: Path) -> None:
         )
     image = Image.open(out)
     assert image.format == "PNG" and image.width > image.height > 50
+
+
+def test_one_stretch_for_all_bands_keeps_grey_grey() -> None:
+    from s5cli.inference.preview import display_rgb
+
+    yy = np.arange(100, dtype=np.float32).reshape(10, 10)
+    data = np.stack([yy, yy * 2, yy / 2]).astype(np.uint16)  # bands with different ranges
+    data[:, 5, 5] = 40  # a grey pixel (road): equal in every band
+    rgb = display_rgb(data, np.ones((10, 10), bool))
+    assert rgb[5, 5, 0] == rgb[5, 5, 1] == rgb[5, 5, 2] > 0
+    values = data.reshape(-1).astype(np.float64)
+    lo, hi = np.percentile(values, [2, 98])
+    assert rgb[9, 9, 0] == pytest.approx(min(1.0, (99 - lo) / (hi - lo)))
+
+
+def test_legend_swatches_are_the_overlay_colours() -> None:
+    from s5cli.inference.preview import legend_handles, overlay_colours
+
+    palette = [(160, 160, 160), (0, 90, 255)]
+    handles = legend_handles([0, 1], ["background", "house"], palette)
+    lut = overlay_colours(["background", "house"], palette)
+    assert [h.get_label() for h in handles] == ["background", "house"]
+    assert [tuple(h.get_facecolor()) for h in handles] == [pytest.approx(tuple(lut[i])) for i in (0, 1)]
+    rgba = class_overlay(np.array([[1]], np.uint8), ["background", "house"], palette)
+    assert tuple(rgba[0, 0]) == pytest.approx(tuple(lut[1]))

@@ -142,7 +142,7 @@ def test_predict_killed_mid_scene_leaves_no_output_and_the_rerun_cleans_up(runne
     assert stale and all(".tmp-" in name for name in stale)  # SIGKILL leaves hidden temps: no code runs
     result = invoke(runner, "predict", *args, "--json")
     succeeded(result)
-    assert sorted(p.name for p in out.iterdir()) == ["o.gpkg", "o.tif"]  # the rerun removed the stale temps
+    assert sorted(p.name for p in out.iterdir()) == ["o.gpkg", "o.qml", "o.tif", "o.tif.aux.xml"]  # no stale temps
     with rasterio.open(out / "o.tif") as cog:
         assert cog.shape == (2048, 2048) and (cog.read(1, window=((0, 64), (0, 64))) != 255).all()
     assert pyogrio.read_info(out / "o.gpkg", layer="big")["features"] > 0
