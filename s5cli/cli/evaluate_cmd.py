@@ -71,7 +71,7 @@ def evaluate(
 ) -> None:
     """Score a checkpoint on benchmark splits: each dataset's metric and eval mode; per-class CSV with -o.
 
-    $ s5 evaluate runs/mdf/best.pt --datasets potsdam,loveda --data-root /data -o metrics.csv
+    $ s5 evaluate runs/mdf/model.pt --datasets potsdam,loveda --data-root /data -o metrics.csv
     """
     from s5cli.config import load_config
     from s5cli.evaluation.config import EvaluateConfig

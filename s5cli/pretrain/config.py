@@ -11,7 +11,7 @@ The run controls (output, resume, device, amp, logging and checkpoint cadence) a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
@@ -57,6 +57,8 @@ class UnlabeledConfig(StrictConfig):
 
 class PretrainConfig(RunSettings):
     """`s5 pretrain` (S4P): FixMatch semi-supervised segmentation pre-training."""
+
+    DATASET_ENTRIES: ClassVar[tuple[str, ...]] = ("labeled.dataset",)
 
     output: Path = Path("runs/pretrain")
     # data
