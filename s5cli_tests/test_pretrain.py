@@ -357,15 +357,12 @@ def test_unlabeled_source_can_be_a_curate_manifest(tmp_path: Path, monkeypatch: 
     }
 
 
-def test_labeled_source_can_be_a_custom_gis_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _mytown(tmp_path: Path) -> dict:
+    """tmp_path/mytown.yaml: two scenes with buildings and a road; returns the YAML's content."""
     import geopandas as gpd
     import yaml
     from shapely.geometry import box
 
-    from s5cli.config import build_config, read_yaml
-    from s5cli.models.checkpoint import load_checkpoint
-    from s5cli.pretrain.config import PretrainConfig
-    from s5cli.pretrain.run import run_pretrain
     from s5cli_tests.scenes import make_scene
 
     for name, seed in (("north", 1), ("south", 2)):
@@ -389,6 +386,16 @@ def test_labeled_source_can_be_a_custom_gis_dataset(tmp_path: Path, monkeypatch:
         "tile_size": 32,
     }
     (tmp_path / "mytown.yaml").write_text(yaml.safe_dump(spec))
+    return spec
+
+
+def test_labeled_source_can_be_a_custom_gis_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from s5cli.config import build_config, read_yaml
+    from s5cli.models.checkpoint import load_checkpoint
+    from s5cli.pretrain.config import PretrainConfig
+    from s5cli.pretrain.run import run_pretrain
+
+    spec = _mytown(tmp_path)
     monkeypatch.chdir(REPO)
     data = read_yaml(TINY)
     data.update(
@@ -403,3 +410,28 @@ def test_labeled_source_can_be_a_custom_gis_dataset(tmp_path: Path, monkeypatch:
     assert model(torch.rand(1, 3, 32, 32), "mytown").shape == (1, 3, 32, 32)
     assert [h.name for h in spec_out.heads] == ["mytown"] and spec_out.heads[0].classes == spec["classes"]
     assert "val_mytown_mIoU" in ckpt["extra"]["metrics"]
+
+
+def test_labeled_option_takes_a_dataset_yaml_as_finetune_does(runner, tmp_path: Path, monkeypatch) -> None:
+    """`s5 pretrain --labeled trees.yaml` (relative, as typed) with no --data-root."""
+    import yaml
+
+    from s5cli.config import read_yaml
+    from s5cli.models.checkpoint import load_checkpoint
+
+    _mytown(tmp_path)
+    data = read_yaml(TINY)
+    del data["labeled"]  # isaid's loader options do not apply to your own data
+    data["unlabeled"] = {"folder": str(REPO / "s5cli_tests" / "data" / "million-aid")}
+    (tmp_path / "pretrain.yaml").write_text(yaml.safe_dump(data))
+    monkeypatch.chdir(tmp_path)
+    args = ["--config", "pretrain.yaml", "--labeled", "mytown.yaml", "--iterations", "2", "-o", "run"]
+    result = _invoke(runner, [*args, "--eval-every", "0", "--checkpoint-every", "0"])
+    assert result.exit_code == 0, result.output
+    assert [h.name for h in load_checkpoint(tmp_path / "run" / "model.pt")[1].heads] == ["mytown"]
+    assert read_yaml(tmp_path / "run" / "config.yaml")["labeled"]["dataset"] == "../mytown.yaml"
+    missing = _invoke(runner, ["--config", "pretrain.yaml", "--labeled", "isaid", "-o", "run2"])
+    assert missing.exit_code == 2
+    assert missing.stderr.strip().endswith(
+        "give --data-root (a folder holding isaid/), labeled.root (the dataset folder) or --labeled YOUR_DATASET.yaml"
+    )

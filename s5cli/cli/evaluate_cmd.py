@@ -85,7 +85,9 @@ def evaluate(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{checkpoint.name}: scores in %", title_justify="left")
+    table = Table(
+        title=f"{checkpoint.name}: scores as fractions (1 = perfect), as in --json and -o", title_justify="left"
+    )
     for column in _COLUMNS:
         table.add_column(column, justify="left" if column in ("dataset", "split", "mode", "metric") else "right")
     for row in summary_rows(summary):

@@ -57,7 +57,9 @@ def pretrain(
     seed: SeedOpt = None,
     stop_after: StopAfterOpt = None,
     data_root: DataRootOpt = None,
-    labeled: Annotated[str | None, opt("--labeled", help="Labeled dataset name (isaid by default).")] = None,
+    labeled: Annotated[
+        str | None, opt("--labeled", help="Labeled dataset: a name (isaid by default) or your dataset YAML.")
+    ] = None,
     unlabeled_folder: Annotated[
         Path | None, opt("--unlabeled-folder", help="Folder of unlabeled images (any depth).")
     ] = None,

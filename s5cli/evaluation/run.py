@@ -17,7 +17,7 @@ from s5cli.errors import InputError
 from s5cli.evaluation.config import EvaluateConfig
 from s5cli.geo.files import atomic_output, check_output
 from s5cli.scoring.plan import Choices, Job, check_head, plan_job
-from s5cli.scoring.score import DatasetResult, evaluate_dataset
+from s5cli.scoring.score import DatasetResult, evaluate_dataset, format_score
 
 CSV_COLUMNS = ("dataset", "split", "class", "IoU", "F1", "AP", "num_gt", "num_det", "excluded")
 
@@ -122,11 +122,7 @@ def run_evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
 
 
 def summary_rows(summary: dict[str, Any]) -> list[dict[str, str]]:
-    """Table rows (percent, 2 decimals; '-' where undefined): dataset, split, mode, images, metric, score, ..."""
-
-    def pct(v: float | None) -> str:
-        return "-" if v is None else f"{100 * v:.2f}"
-
+    """Table rows (scores as fractions, scoring.score.format_score): dataset, split, mode, images, metric, score..."""
     rows = []
     for res in summary["datasets"]:
         values = res["values"]
@@ -137,11 +133,11 @@ def summary_rows(summary: dict[str, Any]) -> list[dict[str, str]]:
                 "mode": res["mode"],
                 "images": str(res["images"]),
                 "metric": res["metric"],
-                "score": pct(res["score"]),
-                "mIoU": pct(values.get("mIoU")),
-                "mF1": pct(values.get("mF1")),
-                "OA": pct(values.get("OA")),
-                "mAP": pct(values.get("mAP")),
+                "score": format_score(res["score"]),
+                "mIoU": format_score(values.get("mIoU")),
+                "mF1": format_score(values.get("mF1")),
+                "OA": format_score(values.get("OA")),
+                "mAP": format_score(values.get("mAP")),
             }
         )
     return rows

@@ -34,7 +34,7 @@ class ModelConfig(StrictConfig):
 class LabeledConfig(StrictConfig):
     """The labeled source: a registered segmentation dataset, or a custom GIS dataset YAML."""
 
-    dataset: str = "isaid"  # registry name or alias; "custom" with root = the dataset YAML
+    dataset: str = "isaid"  # registry name or alias, or your dataset YAML (as finetune --datasets takes it)
     data_root: Path | None = None  # folder holding one folder per dataset (`find_dataset_root`)
     root: Path | None = None  # the dataset folder (or custom YAML) itself; wins over data_root
     split: str = "train"

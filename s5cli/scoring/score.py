@@ -1,6 +1,8 @@
 """Score one model head on one dataset split: predictions by an eval mode, then the dataset's metric.
 
-The one scoring path: `s5 evaluate`, and the validation of `s5 pretrain` and `s5 finetune`. Samples
+The one scoring path: `s5 evaluate`, and the validation of `s5 pretrain` and `s5 finetune`. Scores are
+fractions in [0, 1] everywhere: --json, the CSVs, metrics.csv, checkpoints, the demo and the printed
+tables (`format_score`). Samples
 are sharded over ranks (every world_size-th one); segmentation confusion matrices are summed and
 detection records gathered across ranks, so every rank returns the same result. Metric conventions
 are the dataset's (metrics/): segmentation mIoU / mF1 / OA from one confusion matrix per split,
@@ -60,6 +62,11 @@ class DatasetResult:
     def as_dict(self) -> dict[str, Any]:
         """Plain, JSON-safe dict."""
         return asdict(self)
+
+
+def format_score(value: float | None) -> str:
+    """A score as every s5cli table shows it: the fraction (0-1, as in --json and the CSVs), 4 decimals."""
+    return "-" if value is None or math.isnan(value) else f"{value:.4f}"
 
 
 def _clean(value: float | None) -> float | None:
