@@ -36,7 +36,7 @@ import yaml
 from pydantic import BaseModel
 
 from s5cli.errors import InputError, OutputExistsError
-from s5cli.geo.files import atomic_output
+from s5cli.geo.files import atomic_output, portable_path
 
 _STATE_RE = re.compile(r"^state_(\d{8})\.pt$")
 _OURS = ("config.yaml", "metrics.csv", "curves.png", "model.pt", "last.pt", "states", "tensorboard")
@@ -259,15 +259,7 @@ def absolute_paths(data: dict[str, Any], cls: type[BaseModel], base: str | os.Pa
 
 def relative_paths(data: dict[str, Any], cls: type[BaseModel], run: RunDir) -> dict[str, Any]:
     """Config data (paths relative to the working folder) with its paths relative to the run directory."""
-    root = os.path.abspath(run.root)
-
-    def convert(value: str) -> str:
-        try:
-            return os.path.relpath(os.path.abspath(value), root)
-        except ValueError:  # another drive (Windows): no relative path exists
-            return os.path.abspath(value)
-
-    return _map_paths(data, cls, convert, _dataset_entries(cls))
+    return _map_paths(data, cls, lambda value: portable_path(value, run.root), _dataset_entries(cls))
 
 
 def run_config_text(cfg: BaseModel, run: RunDir) -> str:

@@ -202,6 +202,15 @@ def test_evaluate_scores_a_custom_dataset_once_per_pixel_and_object(runner, proj
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)["datasets"][0]["per_class"]
     assert sum(r["num_gt"] for r in rows) == sum(r["num_det"] for r in rows) == _valid_pixels(tmp_path / "south.tif")
+    # without --datasets: a head of your own data needs its YAML, and the error names the one it was trained with
+    result = runner.invoke(app, ["evaluate", str(ckpt)])
+    assert result.stderr.splitlines() == [
+        f"error: {ckpt}: the mytown head was trained on your own data: pass the dataset YAML with --datasets"
+    ]
+    saved = torch.load(ckpt, weights_only=True)
+    torch.save({**saved, "config": {"datasets": [str(seg)]}}, ckpt)
+    result = runner.invoke(app, ["evaluate", str(ckpt)])
+    assert result.exit_code == 2 and result.stderr.strip().endswith(f"--datasets; it was trained with {seg}")
 
     n = _scattered_objects(tmp_path)
     det = project("det.yaml", task="detection", labels="objects.geojson", overlap=0.5, tile_size=64)

@@ -9,6 +9,7 @@ under --overwrite; a training state is not a model; config.yaml's paths follow t
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import signal
@@ -318,3 +319,36 @@ def test_evaluate_csv_on_a_full_disk_is_an_error(runner, ckpts, tmp_path: Path, 
     result = invoke(runner, "-q", "evaluate", *args, "-o", out / "metrics.csv", "--json")
     assert last_line_error(result) == f"error: {out / 'metrics.csv'}: No space left on device"
     assert result.stdout == "" and sorted(out.iterdir()) == []
+
+
+# ---- a curate corpus left by a killed run -----------------------------------------------------------------
+
+
+def test_a_corpus_left_by_a_sigkilled_curate_does_not_block_the_rerun(runner, tmp_path: Path) -> None:
+    """SIGKILL before the first committed part: no code runs, so the rerun recognises the leftover."""
+    from s5cli.curation.layout import lock_corpus
+
+    scene = scenes.make_scene(tmp_path / "big.tif", width=1024, height=1024, nodata_border=0)
+    out = tmp_path / "corpus"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "S5_NO_PROGRESS": "1"}
+    args = ["curate", scene, "-o", out, "--chip-size", 32, "--min-std", 0]  # 1024 chips: one part, at the end
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "s5cli", "-q", *map(str, args)], cwd=REPO, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "images").is_dir() or not any((out / "images").rglob("*.tif")):
+            assert proc.poll() is None and time.monotonic() < deadline, "curate ended before the kill"
+            time.sleep(0.01)
+        proc.kill()
+        proc.wait()
+    finally:
+        proc.kill()
+    assert not list((out / "parts").rglob("part-*.json"))  # killed before its first committed part
+    held = lock_corpus(out)  # while a live run holds the corpus, it is not a leftover
+    one_line_error(invoke(runner, *args), "exists and won't be overwritten without --overwrite")
+    held.close()
+    result = invoke(runner, *args, "--json")
+    succeeded(result)
+    assert json.loads(result.stdout)["chips"] == 1024
