@@ -1,9 +1,10 @@
 """Manifest rows: one per chip, written in GeoParquet parts per group of scenes, read back in scene order.
 
-Columns (`SCHEMA`): path (relative to the corpus; null for chips never written), mask_path, source (the
-scene, relative to the corpus folder too: a corpus moved with its scenes still names them), scene_index
-(the scene's ordinal in the input walk), scene_id, chip_index, the window col, row, width, height
-(pixels of the grid the chip was cut from), crs (of the source, as a string), gsd (metres), phash (the 64-bit hash as 16 hex digits; a nullable int64 would become float in pandas),
+Columns (`SCHEMA`): path (relative to the corpus; null for chips never written), mask_path, source
+(the scene, relative to the corpus folder too: a corpus moved with its scenes still names them),
+scene_index (the scene's ordinal in the input walk), scene_id, chip_index, the window col, row,
+width, height (pixels of the grid the chip was cut from), crs (of the source, as a string), gsd
+(metres), phash (the 64-bit hash as 16 hex digits; a nullable int64 would become float in pandas),
 nodata_fraction, std, entropy_mean, entropy_max, foreground, class_hist (pixels per teacher
 class), kept, reason, duplicate_of (manifest row of the chip a duplicate repeats) and geometry
 (the chip footprint in EPSG:4326; null for plain images).
