@@ -188,6 +188,15 @@ def test_tiny_pretrain_through_the_cli(runner, tmp_path: Path, monkeypatch: pyte
     result = _invoke(runner, ["--config", str(TINY), "-o", str(run)])
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == str(run / "model.pt")  # the one file to go on with, on stdout
+    lines = result.stderr.splitlines()  # validation scores as training goes, and the file to use last
+    assert [ln.split(" isaid_mIoU ")[0] for ln in lines if "validation:" in ln] == [
+        "[4/8] validation:",
+        "[8/8] validation:",
+    ]
+    assert lines[-1] == (
+        f"the model to predict, evaluate and export with: {run / 'model.pt'} "
+        "(best validation mean; the final weights are last.pt)"
+    )
     assert sorted(p.name for p in run.iterdir()) == [
         "config.yaml",
         "curves.png",
