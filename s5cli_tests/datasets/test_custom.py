@@ -188,7 +188,7 @@ def test_scoring_cells_count_every_object_of_the_scene_once(project, tmp_path: P
     assert all((s["polygons"].numpy() >= -1e-3).all() and (s["polygons"].numpy() <= 32 + 1e-3).all() for s in cells)
 
 
-def test_evaluate_scores_a_custom_dataset_once_per_pixel_and_object(runner, project, tmp_path: Path) -> None:
+def test_evaluate_scores_each_pixel_of_a_custom_dataset_once(runner, project, tmp_path: Path) -> None:
     import json
 
     from s5cli.cli import app
@@ -211,6 +211,14 @@ def test_evaluate_scores_a_custom_dataset_once_per_pixel_and_object(runner, proj
     torch.save({**saved, "config": {"datasets": [str(seg)]}}, ckpt)
     result = runner.invoke(app, ["evaluate", str(ckpt)])
     assert result.exit_code == 2 and result.stderr.strip().endswith(f"--datasets; it was trained with {seg}")
+
+
+def test_evaluate_scores_each_object_of_a_custom_detection_dataset_once(runner, project, tmp_path: Path) -> None:
+    import json
+
+    from s5cli.cli import app
+    from s5cli.models.spec import HeadSpec
+    from s5cli_tests.reliability.helpers import build_checkpoint
 
     n = _scattered_objects(tmp_path)
     det = project("det.yaml", task="detection", labels="objects.geojson", overlap=0.5, tile_size=64)
