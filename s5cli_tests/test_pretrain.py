@@ -366,45 +366,14 @@ def test_unlabeled_source_can_be_a_curate_manifest(tmp_path: Path, monkeypatch: 
     }
 
 
-def _mytown(tmp_path: Path) -> dict:
-    """tmp_path/mytown.yaml: two scenes with buildings and a road; returns the YAML's content."""
-    import geopandas as gpd
-    import yaml
-    from shapely.geometry import box
-
-    from s5cli_tests.scenes import make_scene
-
-    for name, seed in (("north", 1), ("south", 2)):
-        make_scene(tmp_path / f"{name}.tif", seed=seed)  # 96 x 80, EPSG:32633, 0.5 m pixels from (500000, 5800000)
-    x0, y0 = 500_000.0, 5_800_000.0
-    frame = gpd.GeoDataFrame(
-        {
-            "kind": ["building", "road"],
-            "geometry": [box(x0 + 5, y0 - 20, x0 + 15, y0 - 5), box(x0 + 20, y0 - 40, x0 + 22, y0)],
-        },
-        crs="EPSG:32633",
-    )
-    frame.to_file(tmp_path / "labels.geojson", driver="GeoJSON")
-    spec = {
-        "name": "mytown",
-        "classes": ["background", "building", "road"],
-        "scenes": [{"path": "north.tif", "split": "train"}, {"path": "south.tif", "split": "val"}],
-        "labels": "labels.geojson",
-        "class_column": "kind",
-        "background": "background",
-        "tile_size": 32,
-    }
-    (tmp_path / "mytown.yaml").write_text(yaml.safe_dump(spec))
-    return spec
-
-
 def test_labeled_source_can_be_a_custom_gis_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from s5cli.config import build_config, read_yaml
     from s5cli.models.checkpoint import load_checkpoint
     from s5cli.pretrain.config import PretrainConfig
     from s5cli.pretrain.run import run_pretrain
+    from s5cli_tests.scenes import make_custom_dataset
 
-    spec = _mytown(tmp_path)
+    spec = make_custom_dataset(tmp_path)
     monkeypatch.chdir(REPO)
     data = read_yaml(TINY)
     data.update(
@@ -427,8 +396,9 @@ def test_labeled_option_takes_a_dataset_yaml_as_finetune_does(runner, tmp_path: 
 
     from s5cli.config import read_yaml
     from s5cli.models.checkpoint import load_checkpoint
+    from s5cli_tests.scenes import make_custom_dataset
 
-    _mytown(tmp_path)
+    make_custom_dataset(tmp_path)
     data = read_yaml(TINY)
     del data["labeled"]  # isaid's loader options do not apply to your own data
     data["unlabeled"] = {"folder": str(REPO / "s5cli_tests" / "data" / "million-aid")}

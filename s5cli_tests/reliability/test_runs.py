@@ -18,11 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-import geopandas as gpd
 import pytest
 import torch
 import yaml
-from shapely.geometry import box
 
 from s5cli_tests import scenes
 from s5cli_tests.reliability.helpers import DATA, REPO, invoke, last_line_error, one_line_error, snapshot, succeeded
@@ -240,30 +238,9 @@ def test_a_training_state_given_as_a_model_says_what_it_is_and_where_the_model_i
 # ---- a moved run ------------------------------------------------------------------------------------------
 
 
-def _custom_project(folder: Path) -> None:
-    """A custom dataset YAML with two scenes and labels, in `folder` (paths in it relative to it)."""
-    folder.mkdir(parents=True)
-    for name, seed in (("north", 1), ("south", 2)):
-        scenes.make_scene(folder / f"{name}.tif", seed=seed)
-    x0, y0 = 500_000.0, 5_800_000.0
-    shapes = [box(x0 + 5, y0 - 20, x0 + 15, y0 - 5), box(x0 + 20, y0 - 40, x0 + 22, y0)]
-    labels = gpd.GeoDataFrame({"kind": ["building", "road"], "geometry": shapes}, crs="EPSG:32633")
-    labels.to_file(folder / "labels.geojson", driver="GeoJSON")
-    spec = {
-        "name": "town",
-        "classes": ["background", "building", "road"],
-        "scenes": [{"path": "north.tif", "split": "train"}, {"path": "south.tif", "split": "val"}],
-        "labels": "labels.geojson",
-        "class_column": "kind",
-        "background": "background",
-        "tile_size": 32,
-    }
-    (folder / "town.yaml").write_text(yaml.safe_dump(spec))
-
-
 def test_a_moved_project_resumes_from_any_working_folder(runner, tmp_path: Path, monkeypatch) -> None:
     project = tmp_path / "project"
-    _custom_project(project)
+    scenes.make_custom_dataset(project, "town")
     monkeypatch.chdir(project)  # every path relative, as a user types them
     args = ["--config", FINETUNE_TINY, "--datasets", "town.yaml", "--iterations", 2, "--eval-every", 0]
     succeeded(invoke(runner, "-q", "finetune", *args, "--stop-after", 1, "-o", "runs/town"))
