@@ -10,7 +10,7 @@
 #   SCENES=/data/naip CHIP=512 SHARDS=1 WORKERS=8 TEACHER=isaid.pt bash examples/build_corpus.sh
 #
 # Writes $WORK/corpus/ (chips/, manifest.parquet, curate.json, report_*.png), $WORK/pretrain.yaml and
-# $WORK/runs/pretrain/ (config.yaml, metrics.csv, curves.png, checkpoint.pt); existing ones are replaced.
+# $WORK/runs/pretrain/ (model.pt, last.pt, config.yaml, metrics.csv, curves.png); existing ones are replaced.
 #
 # Several machines: each runs `s5 curate $SCENES -o $CORPUS --shard I/N ...` (I = 0..N-1, same options,
 # CORPUS on a shared file system); the shard that finishes last merges all parts into the manifest, and
@@ -81,13 +81,12 @@ else
 fi
 
 # 3. Report: counts per rule, and plots beside the manifest (entropy and classes need a teacher).
-s5 curate --report "$CORPUS" --overwrite
+s5 curate --report "$CORPUS"                      # re-runnable: the plots are redrawn
 
 # 4. Pre-train on it. This is the YAML to adapt: the manifest is the unlabeled stream, a labelled
 #    segmentation dataset (a benchmark such as isaid under a data root, or your own dataset YAML) the other.
 if [[ "$LABELED" == *.yaml || "$LABELED" == *.yml ]]; then
-  LABELED_YAML="  dataset: custom                    # your own data, described by a dataset YAML
-  root: $(realpath "$LABELED")"
+  LABELED_YAML="  dataset: $(realpath "$LABELED")   # your own data, described by a dataset YAML"
 elif [[ -n "$LABELED" ]]; then
   LABELED_YAML="  dataset: $LABELED
   data_root: $(realpath -m "$DATA_ROOT")"
@@ -126,7 +125,7 @@ EOF
 echo "== wrote $WORK/pretrain.yaml"
 if (( PRETRAIN )); then
   s5 pretrain --config "$WORK/pretrain.yaml" --overwrite
-  echo "== done: corpus $CORPUS/manifest.parquet, S4P checkpoint $WORK/runs/pretrain/checkpoint.pt"
+  echo "== done: corpus $CORPUS/manifest.parquet, S4P model $WORK/runs/pretrain/model.pt"
 else
   echo "== done: corpus $CORPUS/manifest.parquet; pre-train with: s5 pretrain --config $WORK/pretrain.yaml"
 fi

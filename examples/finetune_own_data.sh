@@ -12,7 +12,7 @@
 #   NAME=landuse TILE=512 ITERATIONS=2000 BATCH=8 bash examples/finetune_own_data.sh
 #
 # Everything is written under $WORK (replaced on a rerun): the dataset YAML, runs/finetune/ (the run
-# directory: config.yaml, metrics.csv, curves.png, best.pt), evaluate.csv, $NAME.pt (the exported dense
+# directory: model.pt, last.pt, config.yaml, metrics.csv, curves.png), evaluate.csv, $NAME.pt (the exported dense
 # model) and outputs/ ($NAME.gpkg, $NAME.tif, $NAME.png).
 set -euo pipefail
 
@@ -114,7 +114,7 @@ fi
 s5 finetune --config "$CONFIG" --datasets "$DATASETS" "${INIT_ARGS[@]}" \
   --crop-size "$TILE" --iterations "$ITERATIONS" --batch-size-per-dataset "$BATCH" --device "$DEVICE" \
   -o "$WORK/runs/finetune" --overwrite
-CKPT="$WORK/runs/finetune/best.pt"
+CKPT="$WORK/runs/finetune/model.pt"                # the model: what the run printed last
 
 # 5. Score it on the validation scenes: a table on screen, per-class IoU/F1 in evaluate.csv.
 s5 evaluate "$CKPT" --datasets "$DATASETS" --device "$DEVICE" -o "$WORK/evaluate.csv" --overwrite

@@ -8,6 +8,7 @@ key, a wrong type or a missing file is a `ConfigError` naming the file and the k
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -55,35 +56,64 @@ def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def _format_error(exc: ValidationError, source: str) -> str:
+class Overrides(dict[str, Any]):
+    """Dotted config overrides from command options, with the option that sets each field (`flags`).
+
+    Errors about a field name its option when the value came from one (`--crop-size: ...`), and a
+    missing field the options that set it, instead of the internal key path.
+    """
+
+    def __init__(self, values: Mapping[str, Any], flags: Mapping[str, str]) -> None:
+        super().__init__(values)
+        self.flags = dict(flags)
+
+
+def _flags_under(loc: str, flags: Mapping[str, str]) -> list[str]:
+    """The options that set `loc`, a field inside it, or the field holding it."""
+    return [
+        f for field, f in flags.items() if field == loc or field.startswith(f"{loc}.") or loc.startswith(f"{field}.")
+    ]
+
+
+def _format_error(exc: ValidationError, flags: Mapping[str, str], given: set[str]) -> tuple[str, bool]:
+    """(the problem, whether it is about an option's value rather than the file's)."""
     err = exc.errors()[0]
     loc = ".".join(str(x) for x in err["loc"]) or "<root>"
+    named = _flags_under(loc, {k: v for k, v in flags.items() if k in given})
     if err["type"] == "extra_forbidden":
         problem = f"unknown key '{loc}'"
     elif err["type"] == "missing":
-        problem = f"missing key '{loc}'"
+        options = _flags_under(loc, flags)
+        problem = f"missing key '{loc}'" + (f": give {' or '.join(options)}" if options else "")
     else:
-        problem = f"key '{loc}': {err['msg']}"
+        problem = f"{named[0] if named else f'key {loc!r}'}: {err['msg']}"
         if "input" in err and not isinstance(err["input"], dict | list):
             problem += f" (got {err['input']!r})"
     more = len(exc.errors()) - 1
     if more > 0:
         problem += f" (and {more} more problem{'s' if more > 1 else ''})"
-    return problem
+    return problem, bool(named) and err["type"] not in ("extra_forbidden", "missing")
 
 
-def build_config(cls: type[C], data: dict[str, Any], source: str = "<options>") -> C:
-    """Validate a dict into a config object; errors name the source and the key path."""
+def build_config(
+    cls: type[C],
+    data: dict[str, Any],
+    source: str = "<options>",
+    flags: Mapping[str, str] | None = None,
+    given: set[str] | None = None,
+) -> C:
+    """Validate a dict into a config object; errors name the source and the key path, or the option (`flags`)."""
     try:
         return cls.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_error(exc, source), source) from None
+        problem, from_options = _format_error(exc, flags or {}, given or set())
+        raise ConfigError(problem, None if from_options or source == "<options>" else source) from None
 
 
 def load_config(
     cls: type[C],
     path: str | os.PathLike[str] | None = None,
-    overrides: dict[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> C:
     """Load `path` (optional) into `cls`, with dotted-key overrides; None overrides are skipped."""
     data = read_yaml(path) if path is not None else {}
@@ -91,7 +121,7 @@ def load_config(
     for key, value in given.items():
         set_dotted(data, key, value)
     source = str(path) if path is not None else "<options>"
-    return build_config(cls, data, source)
+    return build_config(cls, data, source, getattr(overrides, "flags", None), set(given))
 
 
 def config_to_dict(cfg: BaseModel) -> dict[str, Any]:

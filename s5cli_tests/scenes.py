@@ -92,3 +92,36 @@ def iter_rows(windows):
         row.append(win)
     if row:
         yield row
+
+
+def make_custom_dataset(
+    folder: Path, name: str = "mytown", scene_bands: int = 3, scene_dtype: str = "uint8", **yaml_keys
+) -> dict:
+    """`folder/<name>.yaml`: two scenes (north: train, south: val) with a building and a road; returns the YAML.
+
+    `scene_bands`, `scene_dtype`: of the scenes (e.g. 4 bands of 12-bit values in uint16); `yaml_keys`: more YAML keys.
+    """
+    import geopandas as gpd
+    import yaml
+    from shapely.geometry import box
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for scene, seed in (("north", 1), ("south", 2)):
+        # 96 x 80, EPSG:32633, 0.5 m pixels from (500000, 5800000)
+        make_scene(folder / f"{scene}.tif", seed=seed, bands=scene_bands, dtype=scene_dtype)
+    x0, y0 = 500_000.0, 5_800_000.0
+    shapes = [box(x0 + 5, y0 - 20, x0 + 15, y0 - 5), box(x0 + 20, y0 - 40, x0 + 22, y0)]
+    labels = gpd.GeoDataFrame({"kind": ["building", "road"], "geometry": shapes}, crs="EPSG:32633")
+    labels.to_file(folder / "labels.geojson", driver="GeoJSON")
+    spec = {
+        "name": name,
+        "classes": ["background", "building", "road"],
+        "scenes": [{"path": "north.tif", "split": "train"}, {"path": "south.tif", "split": "val"}],
+        "labels": "labels.geojson",
+        "class_column": "kind",
+        "background": "background",
+        "tile_size": 32,
+        **yaml_keys,
+    }
+    (folder / f"{name}.yaml").write_text(yaml.safe_dump(spec))
+    return spec

@@ -112,3 +112,27 @@ def test_library_warnings_are_one_line(capsys, monkeypatch) -> None:
         )
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines == ["warning: This DataLoader will create 8 worker processes in total. Our suggested max is 2."]
+
+
+def test_config_errors_name_the_option_that_set_the_value(runner, tmp_path) -> None:
+    """A bad value given as an option names the option, not the config key it sets; a missing one names both."""
+    at_least = "Input should be greater than or equal to"
+    cases = [
+        (["finetune", "--datasets", "potsdam", "--crop-size", "8"], f"--crop-size: {at_least} 16 (got 8)"),
+        (["pretrain", "--unlabeled-folder", "x", "--iterations", "0"], f"--iterations: {at_least} 1 (got 0)"),
+        (["curate", "s.tif", "-o", "c", "--overlap", "2"], "--overlap: Input should be less than 1 (got 2.0)"),
+        (["evaluate", "m.pt", "--tile-size", "4"], f"--tile-size: {at_least} 16 (got 4)"),
+        (["finetune", "-o", "run"], "missing key 'datasets': give --datasets"),
+        (["pretrain", "-o", "run"], "missing key 'unlabeled': give --unlabeled-folder or --unlabeled-manifest"),
+    ]  # fmt: skip
+    for args, line in cases:
+        result = runner.invoke(
+            app, [*args[:1], *(str(tmp_path / a) if a in ("x", "run", "c") else a for a in args[1:])]
+        )
+        assert result.exit_code == 2 and result.stderr.splitlines() == [f"error: {line}"], (args, result.stderr)
+    config = tmp_path / "c.yaml"
+    config.write_text("crop_size: 8\n")  # the file's value: the file and the key
+    result = runner.invoke(app, ["finetune", "--config", str(config), "--datasets", "potsdam"])
+    assert result.stderr.splitlines() == [
+        f"error: {config}: key 'crop_size': Input should be greater than or equal to 16 (got 8)"
+    ]

@@ -64,7 +64,7 @@ def twelve_bit_model(tmp_path_factory) -> Path:
     args = ["-q", "finetune", "--config", TINY, "--datasets", project, "-o", folder / "run", "--iterations", 2]
     result = invoke(CliRunner(), *args)
     assert result.exit_code == 0, result.output
-    return folder / "run" / "checkpoint.pt"
+    return folder / "run" / "model.pt"
 
 
 def test_finetune_records_the_bands_scale_dtype_and_gsd_it_read(twelve_bit_model: Path) -> None:

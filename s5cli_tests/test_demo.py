@@ -40,6 +40,19 @@ def test_demo_end_to_end(runner, tmp_path) -> None:
     polygons = gpd.read_file(workdir / "outputs" / "landcover.gpkg")
     assert polygons.crs.to_epsg() == 32633
     assert not any(p.name.startswith(".demo") for p in tmp_path.iterdir())  # no temp folder left
+    # built in a temp folder, then renamed: the run configs and the corpus still name files that exist
+    from s5cli.finetune.config import FinetuneConfig
+    from s5cli.pretrain.config import PretrainConfig
+    from s5cli.training.run_dir import RunDir, read_run_config
+
+    finetune = read_run_config(RunDir(workdir / "runs" / "finetune"), FinetuneConfig)
+    assert finetune["output"] == str(workdir / "runs" / "finetune")
+    assert all(Path(d).is_file() and Path(d).is_relative_to(workdir) for d in finetune["datasets"])
+    assert finetune["model"]["init"] == str(workdir / "runs" / "pretrain" / "model.pt")
+    pretrain = read_run_config(RunDir(workdir / "runs" / "pretrain"), PretrainConfig)
+    assert Path(pretrain["unlabeled"]["manifest"]).is_file() and Path(pretrain["labeled"]["dataset"]).is_file()
+    sources = set(gpd.read_parquet(workdir / "corpus" / "manifest.parquet").source)
+    assert sources and all((workdir / "corpus" / s).is_file() for s in sources)
 
 
 def test_demo_refuses_existing_workdir(runner, tmp_path) -> None:

@@ -69,7 +69,7 @@ def test_each_dataset_reports_its_own_metric(runner, tmp_path_factory, tmp_path:
     run = trained_run(runner, tmp_path_factory)
     out = tmp_path / "metrics.csv"
     result = invoke(
-        runner, "evaluate", [run / "best.pt", "--datasets", THREE, "--data-root", DATA, "-o", out, "--json"]
+        runner, "evaluate", [run / "model.pt", "--datasets", THREE, "--data-root", DATA, "-o", out, "--json"]
     )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
@@ -89,7 +89,7 @@ def test_each_dataset_reports_its_own_metric(runner, tmp_path_factory, tmp_path:
     assert [r["dataset"] for r in rows] == ["potsdam"] * 6 + ["loveda"] * 7 + ["dior-r"] * 20
     assert rows[5]["class"] == "clutter" and rows[5]["excluded"] == "True"
     assert rows[13]["class"] == "airplane" and rows[13]["AP"] != "" and rows[13]["IoU"] == ""
-    table = invoke(runner, "evaluate", [run / "best.pt", "--datasets", "potsdam", "--data-root", DATA])
+    table = invoke(runner, "evaluate", [run / "model.pt", "--datasets", "potsdam", "--data-root", DATA])
     assert table.exit_code == 0, table.output
     assert "potsdam" in table.stdout and "mF1" in table.stdout and "crop" in table.stdout
 
@@ -97,7 +97,7 @@ def test_each_dataset_reports_its_own_metric(runner, tmp_path_factory, tmp_path:
 def test_loveda_test_predictions_for_the_server(runner, tmp_path_factory, tmp_path: Path) -> None:
     run = trained_run(runner, tmp_path_factory)
     folder = tmp_path / "submission"
-    args = [run / "checkpoint.pt", "--datasets", "loveda", "--data-root", DATA, "--split", "test"]
+    args = [run / "model.pt", "--datasets", "loveda", "--data-root", DATA, "--split", "test"]
     result = invoke(runner, "evaluate", [*args, "--save-predictions", folder, "--json"])
     assert result.exit_code == 0, result.output
     (loveda,) = json.loads(result.stdout)["datasets"]
@@ -222,7 +222,7 @@ def test_dota_patches_merge_at_the_servers_iou_for_test_and_the_local_one_for_va
 def test_paper_protocol_through_the_cli(runner, tmp_path_factory) -> None:
     """`--protocol paper` scores as the authors' code: the head's K classes, clutter as the ignore index K."""
     run = trained_run(runner, tmp_path_factory)
-    args = [run / "checkpoint.pt", "--datasets", "potsdam,loveda", "--data-root", DATA, "--json"]
+    args = [run / "model.pt", "--datasets", "potsdam,loveda", "--data-root", DATA, "--json"]
     standard = json.loads(invoke(runner, "evaluate", args).stdout)
     result = invoke(runner, "evaluate", [*args, "--protocol", "paper"])
     assert result.exit_code == 0, result.output

@@ -13,10 +13,10 @@ from s5cli_tests.test_finetune import invoke, one_thread, trained_run  # noqa: F
 def test_exported_potsdam_model_equals_the_moe_path_and_runs_in_predict(runner, tmp_path_factory, tmp_path) -> None:
     run = trained_run(runner, tmp_path_factory)
     out = tmp_path / "potsdam.pt"
-    result = invoke(runner, "export", [run / "checkpoint.pt", "--dataset", "potsdam", "-o", out])
+    result = invoke(runner, "export", [run / "model.pt", "--dataset", "potsdam", "-o", out])
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == str(out)
-    moe, moe_spec, _ = load_checkpoint(run / "checkpoint.pt")
+    moe, moe_spec, _ = load_checkpoint(run / "model.pt")
     dense, spec, ckpt = load_checkpoint(out)
     assert moe_spec.moe and not spec.moe and [h.name for h in spec.heads] == ["potsdam"]
     assert spec.heads[0].classes == moe_spec.heads[0].classes and spec.heads[0].input.size == 32
@@ -41,7 +41,7 @@ def test_exported_potsdam_model_equals_the_moe_path_and_runs_in_predict(runner, 
 
 def test_export_errors_are_one_line_exit_2(runner, tmp_path_factory, tmp_path: Path) -> None:
     run = trained_run(runner, tmp_path_factory)
-    ckpt = run / "checkpoint.pt"
+    ckpt = run / "model.pt"
     result = invoke(runner, "export", [ckpt, "--dataset", "vaihingen", "-o", tmp_path / "v.pt"])
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [

@@ -262,7 +262,7 @@ def test_three_datasets_train_through_the_cli(runner, tmp_path_factory) -> None:
 
     run = trained_run(runner, tmp_path_factory)
     names = sorted(p.name for p in run.iterdir())
-    assert names == ["best.pt", "checkpoint.pt", "checkpoints", "config.yaml", "curves.png", "metrics.csv"]
+    assert names == ["config.yaml", "curves.png", "last.pt", "metrics.csv", "model.pt", "states"]
     rows = read_metrics(run / "metrics.csv")
     assert [int(r["iteration"]) for r in rows] == [5, 6]
     for key in ("loss_potsdam", "loss_loveda", "loss_dior-r", "dior-r/loss_rpn_cls", "loss", "lr"):
@@ -272,7 +272,7 @@ def test_three_datasets_train_through_the_cli(runner, tmp_path_factory) -> None:
         assert 0.0 <= last[key] <= 1.0, key
     scores = [last["val_potsdam_mF1"], last["val_loveda_mIoU"], last["val_dior-r_mAP"]]
     assert last["val_mean"] == pytest.approx(sum(scores) / 3, abs=1e-5)
-    model, spec, ckpt = load_checkpoint(run / "checkpoint.pt")
+    model, spec, ckpt = load_checkpoint(run / "last.pt")
     assert spec.moe and [h.name for h in spec.heads] == ["potsdam", "loveda", "dior-r"]
     assert [h.task for h in spec.heads] == ["segmentation", "segmentation", "detection"]
     assert ckpt["extra"]["stage"] == "finetune"
@@ -280,7 +280,7 @@ def test_three_datasets_train_through_the_cli(runner, tmp_path_factory) -> None:
     gsd = {h.name: spec.input.for_head(h.name).gsd for h in spec.heads}  # each benchmark's, for --gsd auto
     assert gsd == {"potsdam": 0.05, "loveda": 0.3, "dior-r": None}
     assert all(spec.input.for_head(h.name).dtype == "uint8" for h in spec.heads)
-    best = load_checkpoint(run / "best.pt")[2]["extra"]
+    best = load_checkpoint(run / "model.pt")[2]["extra"]
     assert best["best_score"] == pytest.approx(last["val_mean"], abs=1e-5)
     assert model(torch.rand(1, 3, 32, 32), "loveda").shape == (1, 7, 32, 32)
 
@@ -291,11 +291,11 @@ def test_interrupted_run_resumes_exactly(runner, tmp_path: Path) -> None:
     assert whole.exit_code == 0, whole.output
     cut = invoke(runner, "finetune", [*base, "-o", tmp_path / "cut", "--stop-after", 2])
     assert cut.exit_code == 0, cut.output
-    assert not (tmp_path / "cut" / "checkpoint.pt").exists()
-    assert (tmp_path / "cut" / "checkpoints" / "state_00000002.pt").is_file()
+    assert not (tmp_path / "cut" / "last.pt").exists()
+    assert (tmp_path / "cut" / "states" / "state_00000002.pt").is_file()
     resumed = invoke(runner, "finetune", ["-o", tmp_path / "cut", "--resume"])  # config taken from the run
     assert resumed.exit_code == 0, resumed.output
-    a, b = _weights(tmp_path / "whole" / "checkpoint.pt"), _weights(tmp_path / "cut" / "checkpoint.pt")
+    a, b = _weights(tmp_path / "whole" / "last.pt"), _weights(tmp_path / "cut" / "last.pt")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -309,7 +309,7 @@ def test_two_process_ddp_with_a_detection_dataset(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = (out / "metrics.csv").read_text().splitlines()
     assert rows[0].startswith("iteration,loss_potsdam,") and "val_dior-r_mAP" in rows[0]
-    assert (out / "checkpoint.pt").is_file()
+    assert (out / "model.pt").is_file() and proc.stdout.strip() == str(out / "model.pt")
 
 
 # ---- config and CLI mapping --------------------------------------------------------------------

@@ -177,25 +177,35 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 def test_tiny_pretrain_through_the_cli(runner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from s5cli.config import load_config
+    from s5cli.config import build_config
     from s5cli.models.checkpoint import load_checkpoint
     from s5cli.pretrain.config import PretrainConfig
     from s5cli.training.logs import read_metrics
+    from s5cli.training.run_dir import RunDir, read_run_config
 
     monkeypatch.chdir(REPO)  # tiny.yaml names the fake data relative to the repository root
     run = tmp_path / "run"
     result = _invoke(runner, ["--config", str(TINY), "-o", str(run)])
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip().endswith("checkpoint.pt")
+    assert result.stdout.strip() == str(run / "model.pt")  # the one file to go on with, on stdout
+    lines = result.stderr.splitlines()  # validation scores as training goes, and the file to use last
+    assert [ln.split(" isaid_mIoU ")[0] for ln in lines if "validation:" in ln] == [
+        "[4/8] validation:",
+        "[8/8] validation:",
+    ]
+    assert lines[-1] == (
+        f"the model to predict, evaluate and export with: {run / 'model.pt'} "
+        "(best validation mean; the final weights are last.pt)"
+    )
     assert sorted(p.name for p in run.iterdir()) == [
-        "best.pt",  # the best validation mean so far, as in finetune
-        "checkpoint.pt",
-        "checkpoints",
         "config.yaml",
         "curves.png",
+        "last.pt",  # the final weights
         "metrics.csv",
+        "model.pt",  # the best validation mean so far, as in finetune
+        "states",
     ]
-    cfg = load_config(PretrainConfig, run / "config.yaml")
+    cfg = build_config(PretrainConfig, read_run_config(RunDir(run), PretrainConfig))
     assert cfg.output == run and cfg.model.preset == "vit-nano" and cfg.iterations == 8
     rows = read_metrics(run / "metrics.csv")
     assert [int(r["iteration"]) for r in rows] == [2, 4, 6, 8]
@@ -206,13 +216,13 @@ def test_tiny_pretrain_through_the_cli(runner, tmp_path: Path, monkeypatch: pyte
     assert rows[0]["loss_x"] == pytest.approx(2 * rows[0]["loss"] - rows[0]["loss_u"], rel=1e-4)
     assert (run / "curves.png").read_bytes()[:4] == b"\x89PNG"
     # the final checkpoint is in the shared format: predict and finetune --init rebuild it
-    model, spec, ckpt = load_checkpoint(run / "checkpoint.pt")
+    model, spec, ckpt = load_checkpoint(run / "last.pt")
     assert spec.preset == "vit-nano" and spec.heads[0].name == "isaid" and spec.heads[0].num_classes == 16
     assert ckpt["config"]["iterations"] == 8 and ckpt["extra"]["stage"] == "pretrain"
     assert model(torch.rand(1, 3, 32, 32), "isaid").shape == (1, 16, 32, 32)
-    states = sorted(p.name for p in (run / "checkpoints").iterdir())
+    states = sorted(p.name for p in (run / "states").iterdir())
     assert states == ["state_00000004.pt", "state_00000008.pt"]
-    state = torch.load(run / "checkpoints" / states[-1], weights_only=True)
+    state = torch.load(run / "states" / states[-1], weights_only=True)
     assert state["config"]["seed"] == 2025 and state["data"]["labeled"]["epoch"] >= 1
     # an existing run directory is refused without --resume / --overwrite
     again = _invoke(runner, ["--config", str(TINY), "-o", str(run)])
@@ -226,11 +236,11 @@ def test_interrupted_run_resumes_exactly(runner, tmp_path: Path, monkeypatch: py
     assert whole.exit_code == 0, whole.output
     stopped = _invoke(runner, [*base, "-o", str(tmp_path / "cut"), "--stop-after", "3"])
     assert stopped.exit_code == 0, stopped.output
-    assert not (tmp_path / "cut" / "checkpoint.pt").exists()
-    assert (tmp_path / "cut" / "checkpoints" / "state_00000003.pt").is_file()
+    assert not (tmp_path / "cut" / "last.pt").exists() and stopped.stdout == ""  # no model yet
+    assert (tmp_path / "cut" / "states" / "state_00000003.pt").is_file()
     resumed = _invoke(runner, ["-o", str(tmp_path / "cut"), "--resume"])  # config taken from the run
     assert resumed.exit_code == 0, resumed.output
-    a, b = _weights(tmp_path / "whole" / "checkpoint.pt"), _weights(tmp_path / "cut" / "checkpoint.pt")
+    a, b = _weights(tmp_path / "whole" / "last.pt"), _weights(tmp_path / "cut" / "last.pt")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     # the cut run also logged at its stop (3), so its row 4 averages 1 iteration instead of 2;
     # rows over the same iterations (2, 6, 8) match exactly: iteration, loss, loss_x, loss_u, mask_ratio
@@ -349,47 +359,22 @@ def test_unlabeled_source_can_be_a_curate_manifest(tmp_path: Path, monkeypatch: 
         checkpoint_every=0,
     )
     out = run_pretrain(build_config(PretrainConfig, data))
-    assert out == tmp_path / "run" / "checkpoint.pt" and out.is_file()
+    assert out == tmp_path / "run" / "model.pt" and out.is_file()
     assert read_yaml(tmp_path / "run" / "config.yaml")["unlabeled"] == {
-        "manifest": str(tmp_path / "corpus" / "manifest.parquet"),
+        "manifest": "../corpus/manifest.parquet",  # relative to the run: the two can move together
         "folder": None,
     }
 
 
 def test_labeled_source_can_be_a_custom_gis_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import geopandas as gpd
-    import yaml
-    from shapely.geometry import box
-
     from s5cli.config import build_config, read_yaml
     from s5cli.models.checkpoint import load_checkpoint
     from s5cli.pretrain.config import PretrainConfig
     from s5cli.pretrain.run import run_pretrain
-    from s5cli_tests.scenes import make_scene
+    from s5cli_tests.scenes import make_custom_dataset
 
-    for name, seed in (("north", 1), ("south", 2)):  # 96 x 80, EPSG:32633, 0.5 m pixels from (500000, 5800000),
-        make_scene(tmp_path / f"{name}.tif", seed=seed, bands=4, dtype="uint16")  # 12-bit values in uint16
-    x0, y0 = 500_000.0, 5_800_000.0
-    frame = gpd.GeoDataFrame(
-        {
-            "kind": ["building", "road"],
-            "geometry": [box(x0 + 5, y0 - 20, x0 + 15, y0 - 5), box(x0 + 20, y0 - 40, x0 + 22, y0)],
-        },
-        crs="EPSG:32633",
-    )
-    frame.to_file(tmp_path / "labels.geojson", driver="GeoJSON")
-    spec = {
-        "name": "mytown",
-        "classes": ["background", "building", "road"],
-        "scenes": [{"path": "north.tif", "split": "train"}, {"path": "south.tif", "split": "val"}],
-        "labels": "labels.geojson",
-        "class_column": "kind",
-        "background": "background",
-        "tile_size": 32,
-        "bands": [2, 3, 4],
-        "scale": 4095,
-    }
-    (tmp_path / "mytown.yaml").write_text(yaml.safe_dump(spec))
+    # 4 bands of 12-bit values stored in uint16, read as bands 2-4 / 4095
+    spec = make_custom_dataset(tmp_path, scene_bands=4, scene_dtype="uint16", bands=[2, 3, 4], scale=4095)
     monkeypatch.chdir(REPO)
     data = read_yaml(TINY)
     data.update(
@@ -406,3 +391,29 @@ def test_labeled_source_can_be_a_custom_gis_dataset(tmp_path: Path, monkeypatch:
     assert "val_mytown_mIoU" in ckpt["extra"]["metrics"]
     contract = spec_out.input.for_head("mytown")  # how the labeled data were read, for predict
     assert (contract.source_bands, contract.scale, contract.dtype, contract.gsd) == ([2, 3, 4], 4095.0, "uint16", 0.5)
+
+
+def test_labeled_option_takes_a_dataset_yaml_as_finetune_does(runner, tmp_path: Path, monkeypatch) -> None:
+    """`s5 pretrain --labeled trees.yaml` (relative, as typed) with no --data-root."""
+    import yaml
+
+    from s5cli.config import read_yaml
+    from s5cli.models.checkpoint import load_checkpoint
+    from s5cli_tests.scenes import make_custom_dataset
+
+    make_custom_dataset(tmp_path)
+    data = read_yaml(TINY)
+    del data["labeled"]  # isaid's loader options do not apply to your own data
+    data["unlabeled"] = {"folder": str(REPO / "s5cli_tests" / "data" / "million-aid")}
+    (tmp_path / "pretrain.yaml").write_text(yaml.safe_dump(data))
+    monkeypatch.chdir(tmp_path)
+    args = ["--config", "pretrain.yaml", "--labeled", "mytown.yaml", "--iterations", "2", "-o", "run"]
+    result = _invoke(runner, [*args, "--eval-every", "0", "--checkpoint-every", "0"])
+    assert result.exit_code == 0, result.output
+    assert [h.name for h in load_checkpoint(tmp_path / "run" / "model.pt")[1].heads] == ["mytown"]
+    assert read_yaml(tmp_path / "run" / "config.yaml")["labeled"]["dataset"] == "../mytown.yaml"
+    missing = _invoke(runner, ["--config", "pretrain.yaml", "--labeled", "isaid", "-o", "run2"])
+    assert missing.exit_code == 2
+    assert missing.stderr.strip().endswith(
+        "give --data-root (a folder holding isaid/), labeled.root (the dataset folder) or --labeled YOUR_DATASET.yaml"
+    )

@@ -1,5 +1,7 @@
 """The single error boundary: S5Error and usage errors -> one line `error: ...` on stderr, exit 2.
 
+Ctrl-C and SIGTERM (s5cli/interrupts.py) stop a command through the same clean-ups and exit 130 / 143.
+
 `guarded` wraps every command where it is registered (cli/__init__.py); `OneLineUsageErrors` is the app's
 group class, so that Typer's usage errors (unknown command or option, a value that is not a number)
 are one line too, instead of a multi-line box, and the global -v/-q/--debug work after the command.
@@ -17,6 +19,7 @@ from typer.core import TyperGroup
 
 from s5cli.console import console
 from s5cli.errors import S5Error
+from s5cli.interrupts import Terminated, exit_code, terminate_as_interrupt
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -36,19 +39,20 @@ def fail(message: str) -> None:
 
 
 def guarded(func: F) -> F:
-    """Wrap a command so that user errors exit 2 with one line and no traceback."""
+    """Wrap a command so that user errors exit 2 with one line and no traceback; SIGTERM cleans up like Ctrl-C."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
+            with terminate_as_interrupt():
+                return func(*args, **kwargs)
         except S5Error as exc:
             if _state["debug"]:
                 raise
             fail(exc.message)
-        except KeyboardInterrupt:
-            console.print("interrupted", markup=False)
-            sys.exit(130)
+        except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the clean-ups ran on the way out
+            console.print("terminated" if isinstance(exc, Terminated) else "interrupted", markup=False)
+            sys.exit(exit_code(exc))
         except MemoryError:
             if _state["debug"]:
                 raise

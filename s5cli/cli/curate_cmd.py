@@ -55,7 +55,7 @@ def curate(
         list[str] | None, typer.Argument(help="Scene files, folders (recursive) or globs.", show_default=False)
     ] = None,
     output: OptionalOutputOpt = None,
-    report: Annotated[Path | None, _opt("--report", "Summarise a finished corpus and write PNG plots.")] = None,
+    report: Annotated[Path | None, _opt("--report", "Summarise a finished corpus and (re)draw its PNG plots.")] = None,
     merge: Annotated[Path | None, _opt("--merge", "Merge the finished shards of a corpus.")] = None,
     chip_size: Annotated[int | None, _opt("--chip-size", "Chip side in pixels [512].")] = None,
     overlap: Annotated[
@@ -100,7 +100,7 @@ def curate(
     if report is not None:
         from s5cli.curation.report import report as make_report
 
-        _show(make_report(report, overwrite=overwrite), json_out)
+        _show(make_report(report), json_out)  # its plots are redrawn each time
         return
     if merge is not None:
         from s5cli.curation.merge import merge_corpus

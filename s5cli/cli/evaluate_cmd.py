@@ -74,7 +74,7 @@ def evaluate(
 ) -> None:
     """Score a checkpoint on benchmark splits: each dataset's metric and eval mode; per-class CSV with -o.
 
-    $ s5 evaluate runs/mdf/best.pt --datasets potsdam,loveda --data-root /data -o metrics.csv
+    $ s5 evaluate runs/mdf/model.pt --datasets potsdam,loveda --data-root /data -o metrics.csv
     """
     from s5cli.config import load_config
     from s5cli.evaluation.config import EvaluateConfig
@@ -88,7 +88,9 @@ def evaluate(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{checkpoint.name}: scores in %", title_justify="left")
+    table = Table(
+        title=f"{checkpoint.name}: scores as fractions (1 = perfect), as in --json and -o", title_justify="left"
+    )
     for column in _COLUMNS:
         table.add_column(column, justify="left" if column in ("dataset", "split", "mode", "metric") else "right")
     for row in summary_rows(summary):

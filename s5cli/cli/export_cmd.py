@@ -23,7 +23,7 @@ def export(
 ) -> None:
     """Export one dataset's dense model (shared FFN + its expert merged, its head only) for fast predict.
 
-    $ s5 export runs/finetune/best.pt --dataset potsdam -o potsdam.pt
+    $ s5 export runs/finetune/model.pt --dataset potsdam -o potsdam.pt
     """
     from s5cli.console import info
     from s5cli.finetune.export import export_checkpoint

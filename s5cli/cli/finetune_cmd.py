@@ -92,8 +92,10 @@ def finetune(
 ) -> None:
     """Fine-tune one model on several datasets: shared backbone, an expert and a head per dataset (MoE-MDF).
 
-    Writes RUN_DIR/{config.yaml, metrics.csv, curves.png, checkpoints/, best.pt, checkpoint.pt}; several
-    GPUs: the same command under `torchrun --nproc-per-node N -m s5cli finetune ...`.
+    Writes RUN_DIR/model.pt, the model to predict, evaluate and export with: the best validation mean
+    (the final weights without validation); its path is printed last. Beside it: last.pt (final
+    weights), config.yaml, metrics.csv, curves.png and states/ (training states for --resume, not
+    models). Several GPUs: the same command under `torchrun --nproc-per-node N -m s5cli finetune ...`.
 
 
     $ s5 finetune --datasets potsdam,loveda,dior-r --data-root /data --init s4p.pt -o runs/mdf
@@ -103,5 +105,6 @@ def finetune(
 
     overrides = config_overrides(finetune, dict(locals()), OPTION_FIELDS)
     cfg = resolve_run_config(FinetuneConfig, config, output, resume, overrides)
-    path = run_finetune(cfg)
-    typer.echo(str(path))
+    model = run_finetune(cfg)
+    if model is not None:  # finished: the one file to predict, evaluate and export with, on stdout
+        typer.echo(str(model))

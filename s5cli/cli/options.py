@@ -20,12 +20,14 @@ config file's value alone.
 from __future__ import annotations
 
 import inspect
+import typing
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from s5cli.config import Overrides
 from s5cli.errors import InputError
 
 OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Output path.", show_default=False)]
@@ -106,13 +108,32 @@ def parse_gsd(value: str | None) -> str | float | None:
 FieldSpec = str | tuple[str, Callable[[Any], Any]]
 
 
-def config_overrides(command: Callable[..., Any], given: Mapping[str, Any], fields: Mapping[str, FieldSpec]) -> dict:
+def option_flag(command: Callable[..., Any], name: str) -> str:
+    """How the user types a parameter: its long option (`--data-root`), or an argument's NAME."""
+    from typer.models import ArgumentInfo, OptionInfo
+
+    hint = typing.get_type_hints(command, include_extras=True).get(name)
+    for meta in getattr(hint, "__metadata__", ()):
+        if isinstance(meta, ArgumentInfo):
+            return name.upper()
+        if isinstance(meta, OptionInfo):
+            names = [n for n in (meta.default, *(meta.param_decls or ())) if isinstance(n, str) and n.startswith("--")]
+            if names:
+                return names[0].split("/")[0]
+    return "--" + name.replace("_", "-")
+
+
+def config_overrides(
+    command: Callable[..., Any], given: Mapping[str, Any], fields: Mapping[str, FieldSpec]
+) -> Overrides:
     """Dotted config overrides from a command's parameters, by its OPTION_FIELDS table.
 
     A flag whose default is False counts as given only when set; None means not given; paths become text.
+    The result also knows each field's option, so that config errors name the option (s5cli/config.py).
     """
     defaults = {name: p.default for name, p in inspect.signature(command).parameters.items()}
     overrides: dict[str, Any] = {}
+    flags: dict[str, str] = {}
     for name, spec in fields.items():
         field, parse = (spec, None) if isinstance(spec, str) else spec
         value = given[name]
@@ -125,4 +146,5 @@ def config_overrides(command: Callable[..., Any], given: Mapping[str, Any], fiel
         if value is not None and parse is not None:
             value = parse(value)
         overrides[field] = value
-    return overrides
+        flags[field] = option_flag(command, name)
+    return Overrides(overrides, flags)

@@ -57,7 +57,9 @@ def pretrain(
     seed: SeedOpt = None,
     stop_after: StopAfterOpt = None,
     data_root: DataRootOpt = None,
-    labeled: Annotated[str | None, opt("--labeled", help="Labeled dataset name (isaid by default).")] = None,
+    labeled: Annotated[
+        str | None, opt("--labeled", help="Labeled dataset: a name (isaid by default) or your dataset YAML.")
+    ] = None,
     unlabeled_folder: Annotated[
         Path | None, opt("--unlabeled-folder", help="Folder of unlabeled images (any depth).")
     ] = None,
@@ -83,8 +85,11 @@ def pretrain(
 ) -> None:
     """Pre-train a segmentation model with S4P (FixMatch on labeled + unlabeled images).
 
-    Writes RUN_DIR/{config.yaml, metrics.csv, curves.png, checkpoints/, checkpoint.pt}; several GPUs
-    or nodes: the same command under `torchrun --nproc-per-node N -m s5cli pretrain ...`.
+    Writes RUN_DIR/model.pt, the model to fine-tune from (finetune --init) or predict with: the best
+    validation mean, or the final weights without validation; its path is printed last. Beside it:
+    last.pt (final weights), config.yaml, metrics.csv, curves.png and states/ (training states for
+    --resume, not models). Several GPUs or nodes: the same command under
+    `torchrun --nproc-per-node N -m s5cli pretrain ...`.
 
 
     $ s5 pretrain --config configs/pretrain/vit-b.yaml --data-root /data --unlabeled-folder /data/rs4p -o runs/s4p
@@ -102,5 +107,6 @@ def pretrain(
             overrides.pop(OPTION_FIELDS["unlabeled_manifest"], None)
             overrides["unlabeled"] = {field.split(".")[1]: str(given[name])}
     cfg = resolve_run_config(PretrainConfig, config, output, resume, overrides)
-    path = run_pretrain(cfg)
-    typer.echo(str(path))
+    model = run_pretrain(cfg)
+    if model is not None:  # finished: the one file to predict, evaluate and export with, on stdout
+        typer.echo(str(model))

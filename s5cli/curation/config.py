@@ -67,9 +67,17 @@ class CurateConfig(StrictConfig):
         return round(self.overlap * self.chip_size)
 
 
-def plan_fingerprint(cfg: CurateConfig) -> dict[str, Any]:
-    """The settings that decide a corpus's content; a resumed run or a peer shard must match them."""
-    return {k: v for k, v in config_to_dict(cfg).items() if k not in RUNTIME_FIELDS}
+def plan_fingerprint(cfg: CurateConfig, corpus: str | os.PathLike[str]) -> dict[str, Any]:
+    """The settings that decide a corpus's content; a resumed run or a peer shard must match them.
+
+    The teacher's path is the corpus's own (relative to it): the same from any working folder.
+    """
+    from s5cli.geo.files import portable_path
+
+    plan = {k: v for k, v in config_to_dict(cfg).items() if k not in RUNTIME_FIELDS}
+    if plan.get("teacher") is not None:
+        plan["teacher"] = portable_path(plan["teacher"], corpus)
+    return plan
 
 
 @dataclass(frozen=True)

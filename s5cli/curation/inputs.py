@@ -2,7 +2,8 @@
 
 Order matters: near-duplicate removal keeps the first chip in this order, so a single run and a
 sharded run (merged later) must agree on it. Each scene gets its ordinal in the full walk (before
-any shard filter), and each scene's shard is a stable hash of its absolute path.
+any shard filter), and each scene's shard is a stable hash of its path relative to the corpus folder
+(so a corpus moved together with its scenes resumes and merges as before).
 """
 
 from __future__ import annotations
@@ -19,20 +20,27 @@ from rasterio.errors import NotGeoreferencedWarning
 
 from s5cli.curation.config import Shard
 from s5cli.errors import InputError
+from s5cli.geo.files import portable_path
 from s5cli.geo.raster import is_raster_name, open_raster, walk_rasters
 
 
 @dataclass(frozen=True)
 class Scene:
-    """One input image: its ordinal in the walk and its absolute path."""
+    """One input image: its ordinal in the walk, its absolute path and the path the corpus records."""
 
     index: int
-    source: str
+    source: str  # absolute: what is read
+    ref: str = ""  # relative to the corpus folder (geo/files.py portable_path); "" for the absolute path
+
+    @property
+    def recorded(self) -> str:
+        """The path in the manifest and the part records: relative to the corpus, so both can move together."""
+        return self.ref or self.source
 
     @property
     def key(self) -> str:
-        """16 hex digits of the path's SHA-1: the scene's stable id (chip names, shard)."""
-        return hashlib.sha1(self.source.encode("utf-8")).hexdigest()[:16]
+        """16 hex digits of the recorded path's SHA-1: the scene's stable id (chip names, shard, resume)."""
+        return hashlib.sha1(self.recorded.encode("utf-8")).hexdigest()[:16]
 
     @property
     def id(self) -> int:
@@ -64,8 +72,12 @@ def _covered_by(source: str, earlier: list[str]) -> bool:
     return any(source == e or source.startswith(e + os.sep) for e in earlier)
 
 
-def iter_scenes(inputs: list[str], exclude: list[str | os.PathLike[str]] | None = None) -> Iterator[Scene]:
-    """All input scenes in a stable order (arguments in order, each walked sorted).
+def iter_scenes(
+    inputs: list[str],
+    exclude: list[str | os.PathLike[str]] | None = None,
+    corpus: str | os.PathLike[str] | None = None,
+) -> Iterator[Scene]:
+    """All input scenes in a stable order (arguments in order, each walked sorted), named relative to `corpus`.
 
     A scene that an earlier file or folder argument already gave is skipped (no per-scene memory:
     overlaps are found from the arguments; overlapping globs are not detected).
@@ -77,7 +89,7 @@ def iter_scenes(inputs: list[str], exclude: list[str | os.PathLike[str]] | None 
         for source in _expand(arg, set(skip)):
             if _covered_by(source, skip) or _covered_by(source, earlier):
                 continue
-            yield Scene(index, source)
+            yield Scene(index, source, portable_path(source, corpus) if corpus is not None else "")
             index += 1
         if os.path.exists(arg):
             earlier.append(os.path.abspath(arg))

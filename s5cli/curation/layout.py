@@ -11,6 +11,11 @@
 A fresh single-process run creates the folder atomically (a temp folder renamed into place) and
 then fills it; `--resume` reuses it when the plan matches. Shards of one job share the folder: the
 first creates it, the others join when their plan matches; each owns its `parts/shard-*` folder.
+
+A run that never committed a part leaves nothing: on an error, Ctrl-C or SIGTERM it removes the
+corpus it created (pipeline.py); after SIGKILL no code runs, so the next run recognises the leftover,
+a single-process corpus without a committed part whose lock (`.curate.lock`, held by the run that
+curates into it) nobody holds, and replaces it without --overwrite.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ MASKS = "masks"
 PARTS = "parts"
 DONE = "DONE.json"
 MERGE_LOCK = "merge.lock"
+RUN_LOCK = ".curate.lock"
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -93,6 +99,42 @@ def _check_plan(corpus: Path, state: dict[str, Any], plan: dict[str, Any], shard
             )
 
 
+def lock_corpus(corpus: Path) -> Any:
+    """Hold the corpus's run lock while this process curates into it (the open file; close() releases it)."""
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): leftovers of killed runs are not recognised
+        return None
+    handle = (corpus / RUN_LOCK).open("a")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise InputError("another s5 curate is writing into this corpus", corpus) from None
+    return handle
+
+
+def abandoned(corpus: Path) -> bool:
+    """A killed run's leftover: a single-process corpus that never committed a part, whose lock nobody holds."""
+    try:
+        import fcntl
+
+        state = read_state(corpus)
+    except (ImportError, InputError):
+        return False
+    if state.get("shards") != 1 or state.get("summary") is not None or (corpus / MANIFEST).exists():
+        return False
+    if any((corpus / PARTS).glob("*/part-*.json")):
+        return False
+    with (corpus / RUN_LOCK).open("a") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False  # a live run holds it
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    return True
+
+
 def check_corpus_output(corpus: Path, plan: dict[str, Any], shard: Shard, overwrite: bool, resume: bool) -> None:
     """Refuse a run before any work: an existing folder needs --overwrite or --resume (or a matching peer shard)."""
     if not corpus.exists():
@@ -100,7 +142,7 @@ def check_corpus_output(corpus: Path, plan: dict[str, Any], shard: Shard, overwr
     if shard.count == 1:
         if resume:
             _check_plan(corpus, read_state(corpus), plan, shard)
-        elif not overwrite:
+        elif not overwrite and not abandoned(corpus):
             raise OutputExistsError(corpus)
         return
     _check_plan(corpus, read_state(corpus), plan, shard)
@@ -118,6 +160,8 @@ def _skeleton(folder: Path, plan: dict[str, Any], shard: Shard) -> None:
 def prepare_corpus(corpus: Path, plan: dict[str, Any], shard: Shard, overwrite: bool, resume: bool) -> Path:
     """Create or join the corpus folder for this run; returns this shard's part folder (created)."""
     check_corpus_output(corpus, plan, shard, overwrite, resume)
+    if shard.count == 1 and not resume and not overwrite and corpus.exists():
+        shutil.rmtree(corpus)  # the abandoned start of a killed run (check_corpus_output let nothing else by)
     if shard.count == 1 and not (resume and corpus.exists()):
         with atomic_output(corpus, overwrite=overwrite, directory=True) as tmp:
             _skeleton(tmp, plan, shard)

@@ -1,6 +1,7 @@
 """Manifest rows: one per chip, written in GeoParquet parts per group of scenes, read back in scene order.
 
-Columns (`SCHEMA`): path (relative to the corpus; null for chips never written), mask_path, source,
+Columns (`SCHEMA`): path (relative to the corpus; null for chips never written), mask_path, source
+(the scene, relative to the corpus folder too: a corpus moved with its scenes still names them),
 scene_index (the scene's ordinal in the input walk), scene_id, chip_index, the window col, row,
 width, height (pixels of the grid the chip was cut from), crs (of the source, as a string), gsd
 (metres), phash (the 64-bit hash as 16 hex digits; a nullable int64 would become float in pandas),

@@ -28,6 +28,7 @@ from s5cli.curation.layout import (
     DONE,
     STATE,
     check_corpus_output,
+    lock_corpus,
     mask_relpath,
     prepare_corpus,
     read_state,
@@ -39,6 +40,7 @@ from s5cli.curation.layout import (
 from s5cli.curation.merge import merge_corpus
 from s5cli.curation.tiling import SceneResult, TileSettings, tile_scene
 from s5cli.errors import InputError
+from s5cli.geo.files import portable_path
 
 PART_ROWS = 2048  # rows per committed part: the granularity of --resume
 
@@ -127,7 +129,7 @@ def _tiled(scenes: Iterator[Scene], settings: TileSettings, workers: int) -> Ite
 def _record_teacher(corpus: Path, teacher: Any, cfg: CurateConfig) -> None:
     state = read_state(corpus)
     state["teacher"] = {
-        "path": cfg.teacher,
+        "path": portable_path(cfg.teacher, corpus) if cfg.teacher is not None else None,
         "head": teacher.head.name,
         "classes": teacher.classes,
         "background": teacher.background,
@@ -145,11 +147,11 @@ def run_curate(
     """Curate scenes into a corpus folder; returns the merged summary (or this shard's, if others still run)."""
     corpus = Path(output)
     shard = resolve_shard(cfg)
-    plan = plan_fingerprint(cfg)
+    plan = plan_fingerprint(cfg, corpus)
     check_corpus_output(corpus, plan, shard, overwrite, resume)
     check_inputs(inputs)
     total, mine = 0, 0
-    for scene in iter_scenes(inputs, exclude=[corpus]):
+    for scene in iter_scenes(inputs, exclude=[corpus], corpus=corpus):
         total += 1
         mine += scene.in_shard(shard)
     if total == 0:
@@ -159,8 +161,9 @@ def run_curate(
         from s5cli.curation.teacher import load_teacher
 
         teacher = load_teacher(cfg.teacher, cfg.device, cfg.teacher_head, cfg.background, cfg.batch_size)
-    created = not corpus.exists()
+    created = not corpus.exists() or (shard.count == 1 and not resume)  # new, replaced or an abandoned start
     own = prepare_corpus(corpus, plan, shard, overwrite, resume)
+    lock = lock_corpus(corpus) if shard.count == 1 else None
     try:
         _curate_scenes(inputs, corpus, own, shard, mine, teacher, cfg, resume)
     except BaseException:
@@ -169,6 +172,9 @@ def run_curate(
         if created and shard.count == 1 and not len(mf.finished_scene_ids(own)):
             shutil.rmtree(corpus, ignore_errors=True)
         raise
+    finally:
+        if lock is not None:
+            lock.close()
     return _finish(corpus, shard)
 
 
@@ -184,7 +190,7 @@ def _curate_scenes(
         info(f"resuming: {len(done)} scene(s) of shard {shard.index}/{shard.count} already done, {todo} to go")
 
     def scenes() -> Iterator[Scene]:
-        for scene in iter_scenes(inputs, exclude=[corpus]):
+        for scene in iter_scenes(inputs, exclude=[corpus], corpus=corpus):
             if scene.in_shard(shard):
                 pos = np.searchsorted(done, scene.id)
                 if pos < len(done) and done[pos] == scene.id:

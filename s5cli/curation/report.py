@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from s5cli.curation.layout import MANIFEST, read_state
 from s5cli.errors import InputError
-from s5cli.geo.files import atomic_output, check_output
+from s5cli.geo.files import atomic_output
 
 PLOTS = ("report_classes.png", "report_entropy.png", "report_footprints.png")
 
@@ -49,16 +49,20 @@ def _streams(manifest: Path, max_shapes: int, upper: float) -> dict[str, Any]:
     return {"edges": edges, "kept": hist_kept, "dropped": hist_drop, "shapes": shapes}
 
 
-def _save(fig: Any, path: Path, overwrite: bool) -> None:
+def _save(fig: Any, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    with atomic_output(path, overwrite=overwrite) as tmp:
+    with atomic_output(path, overwrite=True) as tmp:  # a plot of the corpus, redrawn from it: replaced
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
 
 
-def report(corpus: str | Path, overwrite: bool = False, max_shapes: int = 20000) -> dict[str, Any]:
-    """Summarise a finished corpus and write its plots; returns the summary with the plot paths."""
+def report(corpus: str | Path, max_shapes: int = 20000) -> dict[str, Any]:
+    """Summarise a finished corpus and (re)draw its plots; returns the summary with the plot paths.
+
+    The plots are the corpus's own derived files, drawn from its manifest, so a rerun replaces them
+    (as a merge replaces the manifest): `--report` can be run as often as wanted.
+    """
     corpus = Path(corpus)
     if not corpus.is_dir():
         raise InputError("no such corpus folder", corpus)
@@ -68,7 +72,8 @@ def report(corpus: str | Path, overwrite: bool = False, max_shapes: int = 20000)
     if summary is None or not manifest.is_file():
         raise InputError("the curate run has not finished: rerun it with --resume, or s5 curate --merge", corpus)
     for name in PLOTS:
-        check_output(corpus / name, overwrite)
+        if (corpus / name).is_dir():
+            raise InputError("is a folder, not a plot this report may replace", corpus / name)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -86,7 +91,7 @@ def report(corpus: str | Path, overwrite: bool = False, max_shapes: int = 20000)
         ax.set_ylabel("pseudo-label pixels in kept chips")
         ax.set_title("class histogram")
         fig.tight_layout()
-        _save(fig, corpus / PLOTS[0], overwrite)
+        _save(fig, corpus / PLOTS[0])
         written.append(PLOTS[0])
     if data["edges"] is not None:
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -99,7 +104,7 @@ def report(corpus: str | Path, overwrite: bool = False, max_shapes: int = 20000)
         ax.set_title("entropy distribution")
         ax.legend()
         fig.tight_layout()
-        _save(fig, corpus / PLOTS[1], overwrite)
+        _save(fig, corpus / PLOTS[1])
         written.append(PLOTS[1])
     if data["shapes"]:
         from matplotlib.collections import PolyCollection
@@ -121,6 +126,6 @@ def report(corpus: str | Path, overwrite: bool = False, max_shapes: int = 20000)
         ax.set_title("chip footprints (EPSG:4326)")
         ax.legend(handles=handles)
         fig.tight_layout()
-        _save(fig, corpus / PLOTS[2], overwrite)
+        _save(fig, corpus / PLOTS[2])
         written.append(PLOTS[2])
     return {**summary, "plots": [str(corpus / p) for p in written]}

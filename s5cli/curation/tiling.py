@@ -74,7 +74,7 @@ class SceneResult:
         return {
             "index": self.scene.index,
             "id": self.scene.id,
-            "source": self.scene.source,
+            "source": self.scene.recorded,
             "chips": len(self.rows),
             "error": self.error,
         }
@@ -149,7 +149,7 @@ def _chip_row(scene: Scene, index: int, window: Window, crs: str | None, gsd: fl
     return {
         "path": None,
         "mask_path": None,
-        "source": scene.source,
+        "source": scene.recorded,
         "scene_index": scene.index,
         "scene_id": scene.id,
         "chip_index": index,

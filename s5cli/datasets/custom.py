@@ -4,14 +4,25 @@ The YAML and the record it makes: s5cli/datasets/custom_config.py. Labels are re
 raster's CRS once and rasterised per window on the fly (``rasterio.features.rasterize``); pixels
 outside the raster or nodata are IGNORE. For detection each feature becomes the corners of its
 minimum rotated rectangle in pixel coordinates. Splits come from each scene's ``split``
-(``split_by: scene``) or from a seeded fraction of the windows (``split_by: fraction``; overlapping
-windows then leak across splits, so prefer whole scenes).
+(``split_by: scene``) or from a seeded fraction of the scenes' tile cells (``split_by: fraction``: a
+window belongs to the cell holding its centre; overlapping windows then leak across splits, so prefer
+whole scenes).
+
+Training windows overlap (``overlap``) and the last row and column snap to the scene's edge, so some
+pixels lie in several of them. Scoring must count every pixel and every object once, so with
+``scoring=True`` (the record's protocol asks for it: `s5 evaluate` and validation) a split is cut into
+non-overlapping cells of ``tile_size`` instead (``s5cli.geo.tiles.cell_grid``), each read
+through the full window that holds it (the model sees a whole tile) with ``region`` = the cell in
+window pixels: labels outside the cell are IGNORE, an object belongs to the cell holding its centre and
+is ``difficult`` (neither a hit nor a miss) in the windows of the other cells it reaches into, and the
+scorer keeps only the predictions centred in the cell.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +34,21 @@ from rasterio.windows import bounds as window_bounds
 from rasterio.windows import transform as window_transform
 
 from s5cli.datasets.base import Sample, SampleDataset, Transform, WindowTuple, check_split, to_unit_float
-from s5cli.datasets.custom_config import SPLITS, CustomConfig, custom_info, read_custom_config, scene_entries
+from s5cli.datasets.custom_config import (
+    SPLITS,
+    CustomConfig,
+    SceneEntry,
+    custom_info,
+    read_custom_config,
+    scene_entries,
+)
 from s5cli.datasets.info import IGNORE
 from s5cli.datasets.polygons import clip_to_window, corners_of
 from s5cli.errors import InputError
 from s5cli.geo.raster import open_raster, read_window
-from s5cli.geo.tiles import window_grid
+from s5cli.geo.tiles import cell_grid, window_around, window_grid
+
+Region = tuple[int, int, int, int]  # a scoring cell in its window's pixels: col0, row0, col1, row1
 
 
 def _read_labels(path: Path, cfg: CustomConfig) -> Any:
@@ -70,6 +90,7 @@ class CustomDataset(SampleDataset):
         root: str | os.PathLike[str],
         split: str = "train",
         transforms: Transform | None = None,
+        scoring: bool = False,
     ) -> None:
         super().__init__(transforms)
         yaml_path = Path(root)
@@ -81,24 +102,51 @@ class CustomDataset(SampleDataset):
         self.split = check_split(cfg.name, split, SPLITS)
         base = yaml_path.parent
         self.scenes: list[Path] = []
-        windows: list[tuple[int, WindowTuple, str]] = []
-        for s, (path, entry) in enumerate(scene_entries(cfg, yaml_path)):
+        sizes: list[tuple[int, int]] = []
+        resolved = scene_entries(cfg, yaml_path)
+        entries = [entry for _, entry in resolved]
+        for path, _ in resolved:
             with open_raster(path) as src:
                 if src.crs is None:
                     raise InputError("has no CRS, so the vector labels cannot be placed on it", path)
-                grid = window_grid(src.width, src.height, cfg.tile_size, cfg.overlap_px)
+                sizes.append((src.width, src.height))
             self.scenes.append(path)
-            size = cfg.tile_size
-            windows.extend((s, (int(w.col_off), int(w.row_off), size, size), entry.split) for w in grid)
-        if cfg.split_by == "fraction":
-            order = np.random.default_rng(cfg.seed).permutation(len(windows))
-            n_val = round(len(windows) * cfg.val_fraction)
-            n_test = round(len(windows) * cfg.test_fraction)
-            assigned = {int(k): "val" for k in order[:n_val]} | {int(k): "test" for k in order[n_val : n_val + n_test]}
-            windows = [(s, w, assigned.get(k, "train")) for k, (s, w, _) in enumerate(windows)]
-        self.index = [(s, w) for s, w, part in windows if part == self.split]
+        parts = self._cell_splits(entries, sizes)
+        self.index: list[tuple[int, WindowTuple, Region | None]] = []
+        size = cfg.tile_size
+        for s, (width, height) in enumerate(sizes):
+            cells = cell_grid(width, height, size)
+            if scoring:  # each cell once, seen through the whole window that holds it
+                for (c0, r0, c1, r1), part in zip(cells, parts[s]):
+                    if part == self.split:
+                        col, row = window_around(c0, width, size), window_around(r0, height, size)
+                        self.index.append((s, (col, row, size, size), (c0 - col, r0 - row, c1 - col, r1 - row)))
+                continue
+            per_row = -(-width // size)
+            for w in window_grid(width, height, size, cfg.overlap_px):
+                col, row = int(w.col_off), int(w.row_off)
+                cx, cy = min(col + size // 2, width - 1), min(row + size // 2, height - 1)
+                if parts[s][(cy // size) * per_row + cx // size] == self.split:  # the cell holding its centre
+                    self.index.append((s, (col, row, size, size), None))
         self.labels = _read_labels(base / cfg.labels if not Path(cfg.labels).is_absolute() else Path(cfg.labels), cfg)
         self._by_crs: dict[str, Any] = {}
+
+    def _cell_splits(self, entries: list[SceneEntry], sizes: list[tuple[int, int]]) -> list[list[str]]:
+        """The split of every tile cell of every scene: the scene's, or a seeded fraction of all cells."""
+        cfg = self.cfg
+        counts = [len(cell_grid(w, h, cfg.tile_size)) for w, h in sizes]
+        if cfg.split_by == "scene":
+            return [[entry.split] * n for entry, n in zip(entries, counts)]
+        total = sum(counts)
+        order = np.random.default_rng(cfg.seed).permutation(total)
+        n_val, n_test = round(total * cfg.val_fraction), round(total * cfg.test_fraction)
+        flat = ["train"] * total
+        for k in order[:n_val]:
+            flat[int(k)] = "val"
+        for k in order[n_val : n_val + n_test]:
+            flat[int(k)] = "test"
+        starts = np.cumsum([0, *counts]).tolist()
+        return [flat[a:b] for a, b in pairwise(starts)]
 
     def __len__(self) -> int:
         return len(self.index)
@@ -110,13 +158,14 @@ class CustomDataset(SampleDataset):
         return self._by_crs[key]
 
     def _load(self, index: int) -> Sample:
-        s, window = self.index[index]
+        s, window, region = self.index[index]
         path = self.scenes[s]
         win = Window(*window)
         with open_raster(path) as src:
             data, valid = read_window(src, win, self.cfg.bands)
             transform = window_transform(win, src.transform)
             frame = self._labels_in(src.crs)
+            scene = (-window[0], -window[1], src.width - window[0], src.height - window[1])  # in window pixels
             from shapely.geometry import box
 
             hits = frame.sindex.query(box(*window_bounds(win, src.transform)), predicate="intersects")
@@ -127,6 +176,8 @@ class CustomDataset(SampleDataset):
             "path": str(path),
             "window": window,
         }
+        if region is not None:
+            sample["region"] = region
         h, w = valid.shape
         if self.cfg.task == "segmentation":
             fill = IGNORE if self.cfg.background is None else self.cfg.classes.index(self.cfg.background)
@@ -138,23 +189,38 @@ class CustomDataset(SampleDataset):
                 )
             mask = mask.astype(np.int64)
             mask[~valid] = IGNORE
+            if region is not None:  # pixels of the other cells are scored in their own windows
+                inside = np.zeros_like(valid)
+                inside[region[1] : region[3], region[0] : region[2]] = True
+                mask[~inside] = IGNORE
             sample["mask"] = torch.from_numpy(mask)
         else:
-            sample.update(self._boxes(feats, transform, w, h))
+            sample.update(self._boxes(feats, transform, w, h, region, scene))
         return sample
 
-    def _boxes(self, feats: Any, transform: Any, width: int, height: int) -> dict[str, torch.Tensor]:
+    def _boxes(
+        self, feats: Any, transform: Any, width: int, height: int, region: Region | None, scene: Region
+    ) -> dict[str, torch.Tensor]:
         from shapely import affinity
 
         inv = ~transform
         params = [inv.a, inv.b, inv.d, inv.e, inv.xoff, inv.yoff]
         corners = [corners_of(affinity.affine_transform(g, params)) for g in feats.geometry]
         polys = np.asarray(corners, np.float64).reshape(-1, 8)
-        clipped, keep, cut = clip_to_window(polys, (0, 0, width, height), self.cfg.min_iof)
+        if region is None:
+            clipped, keep, cut = clip_to_window(polys, (0, 0, width, height), self.cfg.min_iof)
+            difficult = np.zeros(len(keep), bool)
+        else:  # every object that shows, scored only in the cell holding its centre (inside the scene)
+            clipped, keep, cut = clip_to_window(polys, (0, 0, width, height), min_iof=1e-6)
+            centre = polys[keep].reshape(-1, 4, 2).mean(axis=1)
+            x = np.clip(centre[:, 0], scene[0], scene[2] - 1e-6)
+            y = np.clip(centre[:, 1], scene[1], scene[3] - 1e-6)
+            own = (x >= region[0]) & (x < region[2]) & (y >= region[1]) & (y < region[3])
+            difficult = ~own
         labels = feats["_class"].to_numpy(np.int64)[keep]
         return {
             "polygons": torch.from_numpy(clipped),
             "labels": torch.from_numpy(labels),
-            "difficult": torch.zeros(len(keep), dtype=torch.bool),
+            "difficult": torch.from_numpy(difficult),
             "truncated": torch.from_numpy(cut),
         }

@@ -134,7 +134,8 @@ def custom_info(path: str | os.PathLike[str]) -> DatasetInfo:
         splits=SPLITS,
         loader=LOADER,
         layout=f"the scenes and labels named in {path}",
-        protocol=Protocol("val", "slide") if segmentation else Protocol("val", "detect"),
+        # Scored on cells that tile each scene: every pixel and object once (datasets/custom.py).
+        protocol=Protocol("val", "slide" if segmentation else "detect", options={"scoring": True}),
         crop_size=cfg.tile_size,
     )
 

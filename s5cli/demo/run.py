@@ -67,7 +67,7 @@ def _pretrain(landcover: Path, corpus: Path, out: Path, iterations: int) -> Path
             "output": str(out),
             "device": "cpu",
             "seed": 0,
-            "labeled": {"dataset": "custom", "root": str(landcover), "split": "train", "val_split": "val"},
+            "labeled": {"dataset": str(landcover), "split": "train", "val_split": "val"},
             "unlabeled": {"manifest": str(corpus / "manifest.parquet")},
             "crop_size": TILE,
             "workers": 0,

@@ -17,15 +17,45 @@ from s5cli.errors import InputError
 from s5cli.evaluation.config import EvaluateConfig
 from s5cli.geo.files import atomic_output, check_output
 from s5cli.scoring.plan import Choices, Job, check_head, plan_job
-from s5cli.scoring.score import DatasetResult, evaluate_dataset
+from s5cli.scoring.score import DatasetResult, evaluate_dataset, format_score
 
 CSV_COLUMNS = ("dataset", "split", "class", "IoU", "F1", "AP", "num_gt", "num_det", "excluded")
 
 
-def plan_jobs(cfg: EvaluateConfig, spec: Any) -> list[Job]:
-    """Resolve every dataset's head, folder, split, mode and sizes (all user errors surface here)."""
+def _dataset_yamls(value: Any) -> list[str]:
+    """The dataset YAMLs named anywhere in a checkpoint's training config (suggested, never opened)."""
+    from s5cli.datasets.registry import is_dataset_yaml
+
+    if isinstance(value, dict):
+        return [y for v in value.values() for y in _dataset_yamls(v)]
+    if isinstance(value, list | tuple):
+        return [y for v in value for y in _dataset_yamls(v)]
+    return [value] if isinstance(value, str) and is_dataset_yaml(value) else []
+
+
+def _own_data_heads(cfg: EvaluateConfig, spec: Any, trained: Any) -> None:
+    """Without --datasets every head is scored on its dataset: a head of your own data needs its YAML."""
+    from s5cli.datasets.registry import FOLDER_DATASETS, same_dataset
+
+    own = [h.name for h in spec.heads if not any(same_dataset(h.name, name) for name in FOLDER_DATASETS)]
+    if cfg.datasets is None and own:
+        yamls = list(dict.fromkeys(_dataset_yamls(trained)))
+        hint = f"; it was trained with {' and '.join(yamls)}" if yamls else ""
+        raise InputError(
+            f"the {', '.join(own)} head{'s were' if len(own) > 1 else ' was'} trained on your own data: pass "
+            f"the dataset YAML with --datasets{hint}",
+            cfg.checkpoint,
+        )
+
+
+def plan_jobs(cfg: EvaluateConfig, spec: Any, trained: Any = None) -> list[Job]:
+    """Resolve every dataset's head, folder, split, mode and sizes (all user errors surface here).
+
+    `trained` is the checkpoint's training config, named in the hint when a head needs a dataset YAML.
+    """
     from s5cli.datasets.registry import is_dataset_yaml, resolve_dataset
 
+    _own_data_heads(cfg, spec, trained)
     names = cfg.datasets or [h.name for h in spec.heads]
     jobs = []
     for raw in names:
@@ -80,8 +110,8 @@ def run_evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
         if out is not None:
             check_output(out, cfg.overwrite)
     device = resolve_device(cfg.device)
-    model, spec, _ = load_checkpoint(cfg.checkpoint, device)
-    jobs = plan_jobs(cfg, spec)
+    model, spec, rest = load_checkpoint(cfg.checkpoint, device)
+    jobs = plan_jobs(cfg, spec, rest.get("config"))
     datasets = [job.load() for job in jobs]  # folders checked up front
     precision = inference_precision(cfg.amp, device)
     results: list[DatasetResult] = []
@@ -123,11 +153,7 @@ def run_evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
 
 
 def summary_rows(summary: dict[str, Any]) -> list[dict[str, str]]:
-    """Table rows (percent, 2 decimals; '-' where undefined): dataset, split, mode, images, metric, score, ..."""
-
-    def pct(v: float | None) -> str:
-        return "-" if v is None else f"{100 * v:.2f}"
-
+    """Table rows (scores as fractions, scoring.score.format_score): dataset, split, mode, images, metric, score..."""
     rows = []
     for res in summary["datasets"]:
         values = res["values"]
@@ -138,11 +164,11 @@ def summary_rows(summary: dict[str, Any]) -> list[dict[str, str]]:
                 "mode": res["mode"],
                 "images": str(res["images"]),
                 "metric": res["metric"],
-                "score": pct(res["score"]),
-                "mIoU": pct(values.get("mIoU")),
-                "mF1": pct(values.get("mF1")),
-                "OA": pct(values.get("OA")),
-                "mAP": pct(values.get("mAP")),
+                "score": format_score(res["score"]),
+                "mIoU": format_score(values.get("mIoU")),
+                "mF1": format_score(values.get("mF1")),
+                "OA": format_score(values.get("OA")),
+                "mAP": format_score(values.get("mAP")),
             }
         )
     return rows

@@ -12,7 +12,7 @@ length, S5's id-list repetition) unless `iterations` is given. The run controls 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -49,6 +49,8 @@ class FinetuneModelConfig(StrictConfig):
 
 class FinetuneConfig(RunSettings):
     """`s5 finetune`: MoE-MDF fine-tuning on one or several segmentation / detection datasets."""
+
+    DATASET_ENTRIES: ClassVar[tuple[str, ...]] = ("datasets",)
 
     output: Path = Path("runs/finetune")
     # data

@@ -1,8 +1,8 @@
-"""`run_finetune(cfg)`: MoE-MDF fine-tuning from a FinetuneConfig to RUN_DIR/checkpoint.pt (+ best.pt).
+"""`run_finetune(cfg)`: MoE-MDF fine-tuning from a FinetuneConfig to RUN_DIR/model.pt (and last.pt).
 
 The stage supplies its plan (training/stage.py): one stream per dataset, the upcycled model, the MDF step
 and the validation of each dataset on its own protocol and metric (scoring/); the shared run does the
-rest (device, DDP, autocast, accumulation, schedule, layer decay, clipping, states, resume, logs). best.pt
+rest (device, DDP, autocast, accumulation, schedule, layer decay, clipping, states, resume, logs). model.pt
 keeps the model with the best mean of the validation scores (S5 keeps the best mean mIoU).
 """
 
@@ -121,6 +121,6 @@ def plan_finetune(cfg: FinetuneConfig, dist: DistContext, run: RunDir) -> StageP
     )
 
 
-def run_finetune(cfg: FinetuneConfig) -> Path:
-    """Fine-tune; returns RUN_DIR/checkpoint.pt (or the last training state when stopped by stop_after)."""
+def run_finetune(cfg: FinetuneConfig) -> Path | None:
+    """Fine-tune; returns RUN_DIR/model.pt, the model to use (None when stopped early by stop_after)."""
     return run_stage(cfg, plan_finetune, "finetune")

@@ -170,3 +170,16 @@ def within_root(root: str | os.PathLike[str], relative: str | os.PathLike[str]) 
     if resolved != base and base not in resolved.parents:
         raise InputError(f"path escapes its root {base}", relative)
     return resolved
+
+
+def portable_path(path: str | os.PathLike[str], base: str | os.PathLike[str]) -> str:
+    """`path` as a file inside `base` records it: relative to `base`, so the two can move together.
+
+    Run directories (config.yaml) and curate corpora (scene sources) store paths this way, as a QGIS
+    project stores relative paths; absolute when no relative path exists (another drive on Windows).
+    """
+    absolute = os.path.abspath(path)
+    try:
+        return os.path.relpath(absolute, os.path.abspath(base))
+    except ValueError:
+        return absolute

@@ -1,4 +1,4 @@
-"""Window grids over rasters: overlapping tiles whose last row and column snap to the edge."""
+"""Window grids over rasters: overlapping tiles whose last row and column snap to the edge, and scoring cells."""
 
 from __future__ import annotations
 
@@ -30,3 +30,22 @@ def window_grid(width: int, height: int, size: int, overlap: int = 0) -> list[Wi
         for row in grid_starts(height, size, stride)
         for col in grid_starts(width, size, stride)
     ]
+
+
+def cell_grid(width: int, height: int, size: int) -> list[tuple[int, int, int, int]]:
+    """Non-overlapping size x size cells (col0, row0, col1, row1) covering the raster, the last ones clipped.
+
+    Every pixel lies in exactly one cell: what scoring counts once, however the windows around them overlap.
+    """
+    if size <= 0:
+        raise ValueError("size must be positive")
+    return [
+        (col, row, min(col + size, width), min(row + size, height))
+        for row in range(0, height, size)
+        for col in range(0, width, size)
+    ]
+
+
+def window_around(start: int, length: int, size: int) -> int:
+    """Start of the size-long window holding a cell at `start`, snapped inside the raster as grid_starts does."""
+    return max(min(start, length - size), 0)

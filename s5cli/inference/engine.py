@@ -86,6 +86,7 @@ class _Pipeline:
     def __init__(self) -> None:
         self.stop = threading.Event()
         self.errors: list[BaseException] = []
+        self.threads: list[threading.Thread] = []
 
     def fail(self, exc: BaseException) -> None:
         if not isinstance(exc, _Stop):
@@ -111,6 +112,15 @@ class _Pipeline:
             except queue.Empty:
                 continue
 
+    def join(self) -> None:
+        """Wait for every stage to end, even through Ctrl-C or SIGTERM (a reader left running reads a closed file)."""
+        for t in self.threads:
+            while t.is_alive():
+                try:
+                    t.join()
+                except BaseException as exc:  # an interrupt while waiting: stop the stages, then keep waiting
+                    self.fail(exc)
+
     def thread(self, target: Callable[[], None], name: str) -> threading.Thread:
         def run() -> None:
             try:
@@ -119,6 +129,7 @@ class _Pipeline:
                 self.fail(exc)
 
         t = threading.Thread(target=run, name=name, daemon=True)
+        self.threads.append(t)  # before it starts: an interrupt from here on still joins it
         t.start()
         return t
 
@@ -183,14 +194,14 @@ def predict_source(
         while band.row0 < height:
             sink.write(*band.flush(height))
 
-    threads = [pipe.thread(reader, "s5-reader"), pipe.thread(stitcher, "s5-stitcher")]
     try:
+        pipe.thread(reader, "s5-reader")
+        pipe.thread(stitcher, "s5-stitcher")
         with progress_bar(description, total=len(windows)) as bar:
             _model_loop(pipe, tiles_q, out_q, model_fn, batch_size, stats, bar, start, width * height, len(windows))
     except BaseException as exc:
         pipe.fail(exc)
-    for t in threads:
-        t.join()
+    pipe.join()
     if pipe.errors:
         raise pipe.errors[0]
     stats.total_s = time.perf_counter() - start

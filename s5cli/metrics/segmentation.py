@@ -80,6 +80,14 @@ class ConfusionMatrix:
         """Zero the counts."""
         self.matrix[:] = 0
 
+    def target_counts(self) -> np.ndarray:
+        """Counted target pixels per class."""
+        return self.matrix.sum(axis=1)
+
+    def predicted_counts(self) -> np.ndarray:
+        """Counted predicted pixels per class."""
+        return self.matrix.sum(axis=0)
+
     def _ratio(self, num: np.ndarray, den: np.ndarray) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(den > 0, num / np.maximum(den, 1), np.nan)
@@ -162,6 +170,14 @@ class PaperScores:
         area_out = np.histogram(output, bins=bins)[0]
         area_tgt = np.histogram(label, bins=bins)[0]
         self.matrix += np.stack([inter, area_out + area_tgt - inter, area_tgt, area_out])
+
+    def target_counts(self) -> np.ndarray:
+        """Target pixels per class, as the official histogram counts them."""
+        return self.matrix[2]
+
+    def predicted_counts(self) -> np.ndarray:
+        """Predicted pixels per class, as the official histogram counts them."""
+        return self.matrix[3]
 
     def summary(self) -> dict[str, Any]:
         """mIoU, mF1, OA, per-class IoU and F1, as the authors' evaluate.py computes them (as fractions)."""

@@ -29,6 +29,8 @@ from s5cli.models.spec import ModelSpec, upgrade_spec
 
 FORMAT = "s5cli"
 VERSION = 1
+# A training state (training/train_state.py): what --resume continues from, not a model.
+TRAIN_STATE_FORMAT = "s5cli-train-state"
 
 
 def plain(value: Any, where: str = "checkpoint") -> Any:
@@ -127,9 +129,23 @@ def safe_load(path: str | os.PathLike[str], allow: list | None = None) -> Any:
         raise InputError(f"not a readable PyTorch checkpoint, or truncated ({first})", p) from None
 
 
+def refuse_train_state(obj: Any, path: str | os.PathLike[str]) -> None:
+    """A training state where a model is expected: an InputError that says so and names the run's model."""
+    if not isinstance(obj, dict) or obj.get("format") != TRAIN_STATE_FORMAT:
+        return
+    model = obj.get("model_file")
+    where = Path(os.path.normpath(Path(path).parent / model)) if isinstance(model, str) else None
+    if where is not None and where.is_file():
+        hint = f"the run's model is {where}"
+    else:
+        hint = "its run has no model yet: continue it with --resume, then use the run's model.pt"
+    raise InputError(f"is a training state (what --resume continues from), not a model; {hint}", path)
+
+
 def read_checkpoint(path: str | os.PathLike[str]) -> dict:
     """Read one of our checkpoints (weights_only); anything else is an InputError naming the path."""
     ckpt = safe_load(path)
+    refuse_train_state(ckpt, path)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise InputError("not an s5cli checkpoint (official S5 files are converted with `s5 weights import`)", path)
     if ckpt.get("version") != VERSION:

@@ -28,7 +28,7 @@ from timm.layers import resample_abs_pos_embed
 
 from s5cli.errors import InputError
 from s5cli.geo.files import check_output
-from s5cli.models.checkpoint import official_globals, safe_load, save_checkpoint
+from s5cli.models.checkpoint import official_globals, refuse_train_state, safe_load, save_checkpoint
 from s5cli.models.known_heads import S5_SEGMENTATION_DATASETS, known_head
 from s5cli.models.network import build_model, head_key
 from s5cli.models.presets import get_preset, preset_for_shape
@@ -327,7 +327,9 @@ def import_official(
 ) -> ImportReport:
     """Convert an official S5 .pth file into our checkpoint at `output`."""
     check_output(output, overwrite)
-    state = unwrap_state_dict(safe_load(source, allow=official_globals()), str(source))
+    loaded = safe_load(source, allow=official_globals())
+    refuse_train_state(loaded, source)
+    state = unwrap_state_dict(loaded, str(source))
     try:
         spec, ours, origin, unmapped = convert_official(state, datasets)
     except InputError as exc:

@@ -11,7 +11,7 @@ The run controls (output, resume, device, amp, logging and checkpoint cadence) a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
@@ -34,7 +34,7 @@ class ModelConfig(StrictConfig):
 class LabeledConfig(StrictConfig):
     """The labeled source: a registered segmentation dataset, or a custom GIS dataset YAML."""
 
-    dataset: str = "isaid"  # registry name or alias; "custom" with root = the dataset YAML
+    dataset: str = "isaid"  # registry name or alias, or your dataset YAML (as finetune --datasets takes it)
     data_root: Path | None = None  # folder holding one folder per dataset (`find_dataset_root`)
     root: Path | None = None  # the dataset folder (or custom YAML) itself; wins over data_root
     split: str = "train"
@@ -57,6 +57,8 @@ class UnlabeledConfig(StrictConfig):
 
 class PretrainConfig(RunSettings):
     """`s5 pretrain` (S4P): FixMatch semi-supervised segmentation pre-training."""
+
+    DATASET_ENTRIES: ClassVar[tuple[str, ...]] = ("labeled.dataset",)
 
     output: Path = Path("runs/pretrain")
     # data

@@ -13,15 +13,16 @@ from s5cli.pretrain.config import PretrainConfig
 
 
 def labeled_root(cfg: PretrainConfig) -> Path:
-    """The labeled dataset's folder (or custom YAML): `labeled.root`, else found under `labeled.data_root`."""
-    from s5cli.datasets.registry import find_dataset_root
+    """The labeled dataset's folder (or YAML): `--labeled` as a YAML, `labeled.root`, or found under --data-root."""
+    from s5cli.datasets.registry import is_dataset_yaml, resolve_dataset
 
     lc = cfg.labeled
-    if lc.root is not None:
-        return lc.root
-    if lc.data_root is not None:
-        return find_dataset_root(lc.data_root, lc.dataset)
-    raise ConfigError("set labeled.root (the dataset folder) or labeled.data_root (a folder of datasets)")
+    if lc.root is None and lc.data_root is None and not is_dataset_yaml(lc.dataset):
+        raise ConfigError(
+            f"give --data-root (a folder holding {lc.dataset}/), labeled.root (the dataset folder) "
+            "or --labeled YOUR_DATASET.yaml"
+        )
+    return resolve_dataset(lc.dataset, lc.data_root, lc.root)[2]
 
 
 def labeled_info(cfg: PretrainConfig) -> Any:
@@ -30,7 +31,7 @@ def labeled_info(cfg: PretrainConfig) -> Any:
 
     info = dataset_info(cfg.labeled.dataset, labeled_root(cfg))
     if info.task != "segmentation":
-        raise ConfigError(f"labeled.dataset '{info.name}' is a {info.task} dataset; S4P needs segmentation labels")
+        raise ConfigError(f"the labeled dataset '{info.name}' is a {info.task} dataset; S4P needs segmentation labels")
     return info
 
 

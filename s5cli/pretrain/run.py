@@ -1,8 +1,8 @@
-"""`run_pretrain(cfg)`: S4P from a PretrainConfig to RUN_DIR/checkpoint.pt, on one process or under torchrun.
+"""`run_pretrain(cfg)`: S4P from a PretrainConfig to RUN_DIR/model.pt, on one process or under torchrun.
 
 The stage supplies its plan (training/stage.py): the labeled and unlabeled streams, the model and the
 FixMatch step, validated on the labeled dataset's protocol (scoring/); the shared run does the rest
-(device, DDP, autocast, accumulation, schedule, checkpoints, best.pt, resume, logs).
+(device, DDP, autocast, accumulation, schedule, states, model.pt, resume, logs).
 """
 
 from __future__ import annotations
@@ -148,6 +148,6 @@ def plan_pretrain(cfg: PretrainConfig, dist: DistContext, run: RunDir) -> StageP
     )
 
 
-def run_pretrain(cfg: PretrainConfig) -> Path:
-    """Train S4P; returns RUN_DIR/checkpoint.pt (or the last training state when stopped by stop_after)."""
+def run_pretrain(cfg: PretrainConfig) -> Path | None:
+    """Train S4P; returns RUN_DIR/model.pt, the model to use (None when stopped early by stop_after)."""
     return run_stage(cfg, plan_pretrain, "pretrain")

@@ -1,10 +1,14 @@
 """Score one model head on one dataset split: predictions by an eval mode, then the dataset's metric.
 
-The one scoring path: `s5 evaluate`, and the validation of `s5 pretrain` and `s5 finetune`. Samples
+The one scoring path: `s5 evaluate`, and the validation of `s5 pretrain` and `s5 finetune`. Scores are
+fractions in [0, 1] everywhere: --json, the CSVs, metrics.csv, checkpoints, the demo and the printed
+tables (`format_score`). Samples
 are sharded over ranks (every world_size-th one); segmentation confusion matrices are summed and
 detection records gathered across ranks, so every rank returns the same result. Metric conventions
 are the dataset's (metrics/): segmentation mIoU / mF1 / OA from one confusion matrix per split,
-detection mAP VOC07 at IoU 0.5.
+detection mAP VOC07 at IoU 0.5. Per class, `num_gt` / `num_det` count what was scored: labelled and
+predicted pixels (segmentation) or ground-truth objects and detections (detection).
+A sample with a `region` (datasets/custom.py scoring cells) is scored on that region only.
 Heads and labels meet by class name: a head's predictions are scored as the label classes of the same
 names, and label classes the head does not predict (ISPRS clutter) are not scored (IGNORE).
 """
@@ -63,6 +67,11 @@ class DatasetResult:
         return asdict(self)
 
 
+def format_score(value: float | None) -> str:
+    """A score as every s5cli table shows it: the fraction (0-1, as in --json and the CSVs), 4 decimals."""
+    return "-" if value is None or math.isnan(value) else f"{value:.4f}"
+
+
 def _clean(value: float | None) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
 
@@ -118,10 +127,14 @@ class _SegmentationScore:
     def result(self, base: dict[str, Any], metric: str) -> DatasetResult:
         summary = self.cm.summary()
         values = {k: _clean(summary[k]) for k in ("mIoU", "mF1", "OA")}
+        target, predicted = self.cm.target_counts(), self.cm.predicted_counts()
         rows = [
-            {"class": c, "IoU": summary["IoU"][c], "F1": summary["F1"][c], "excluded": c in summary["excluded"]}
-            for c in self.cm.class_names
-        ]
+            {
+                "class": c, "IoU": summary["IoU"][c], "F1": summary["F1"][c], "num_gt": int(target[i]),
+                "num_det": int(predicted[i]), "excluded": c in summary["excluded"],
+            }
+            for i, c in enumerate(self.cm.class_names)
+        ]  # fmt: skip
         score = values.get(metric) if base["labeled"] else None
         return DatasetResult(metric=metric, score=score, values=values, per_class=rows, **base)
 
@@ -144,6 +157,11 @@ class _DetectionScore:
     def add(self, sample: dict[str, Any], pred: Any) -> bool:
         if "polygons" not in sample:
             return False
+        if "region" in sample:  # a window scored on its own cell only: the predictions centred there
+            x0, y0, x1, y1 = sample["region"]
+            cx, cy = pred["boxes"][:, 0], pred["boxes"][:, 1]
+            inside = (cx >= x0) & (cx < x1) & (cy >= y0) & (cy < y1)
+            pred = {k: v[inside] for k, v in pred.items()}
         self.evaluator.add(pred, sample)
         return True
 

@@ -26,7 +26,7 @@ the scaler, optional grad-norm clipping, optimizer and schedule step, EMA update
 `log_every` iterations a metrics.csv row (the step's stats averaged over the interval and ranks,
 plus lr, images/s and data_wait = share of wall time spent waiting for batches); every
 `eval_every` iterations `eval_fn(model, ctx)` on every rank (prefixed `val_`, printed), and when
-`settings.best_metric` improves, `on_best(model, values, iteration)` on rank 0 (the stages' best.pt;
+`settings.best_metric` improves, `on_best(model, values, iteration)` on rank 0 (the stages' model.pt;
 the best value survives resumes); every `checkpoint_every` iterations (and at
 `stop_after`) a resumable state. Rank 0 alone writes. The returned model is unwrapped and in eval
 mode. Log rows print the stats the stage names in `settings.show`. training/stage.py runs a stage
@@ -40,8 +40,8 @@ optional linear warm-up; OptimConfig `layer_decay` scales ViT block lrs (trainin
 
 from __future__ import annotations
 
-import contextlib
 import math
+import os
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
@@ -69,7 +69,14 @@ from s5cli.training.logs import MetricsLog, plot_curves
 from s5cli.training.optim import OptimConfig, build_optimizer
 from s5cli.training.run_dir import RunDir
 from s5cli.training.schedules import LRSchedule, ScheduleConfig
-from s5cli.training.train_state import capture_rng, load_train_state, restore_rng, save_train_state
+from s5cli.training.train_state import (
+    REQUIRED,
+    capture_rng,
+    load_train_state,
+    restore_rng,
+    restoring,
+    save_train_state,
+)
 
 __all__ = ["LoopSettings", "StepContext", "TrainResult", "Trainer", "init_distributed", "move_to"]
 
@@ -171,6 +178,7 @@ class Trainer:
         config: dict[str, Any] | None = None,
         eval_fn: EvalFn | None = None,
         on_best: BestFn | None = None,
+        on_start: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
         self.step_fn = step_fn
@@ -180,6 +188,8 @@ class Trainer:
         self.config = config or {}
         self.eval_fn = eval_fn
         self.on_best = on_best
+        self.on_start = on_start  # called once this process's first optimiser step is done, before any write
+        self.started = False
         self.best: float | None = None  # best value of settings.best_metric so far (kept in states)
         self.model = model.to(dist.device)
         self.optimizer = build_optimizer(self.model, optim, settings.depth)
@@ -203,22 +213,28 @@ class Trainer:
         path = self.run.latest_state() if self.run is not None else None
         if path is None:
             return False
-        state = load_train_state(path)
-        unwrap(self.model).load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.schedule.load_state_dict(state["schedule"])
-        self.scaler.load_state_dict(state["scaler"])
+        state = load_train_state(path, REQUIRED)
+        with restoring(path, "model weights", "a state of another run or model"):
+            unwrap(self.model).load_state_dict(state["model"])
+        with restoring(path, "optimizer state", "a state of another run or optimiser"):
+            self.optimizer.load_state_dict(state["optimizer"])
+        with restoring(path, "schedule and scaler states"):
+            self.schedule.load_state_dict(state["schedule"])
+            self.scaler.load_state_dict(state["scaler"])
         if self.ema is not None and state.get("ema") is not None:
-            self.ema.load_state_dict(state["ema"])
-        for name, stream in self.streams.items():
-            if name in state["data"]:
-                stream.load_state_dict(state["data"][name])
-        self.iteration = int(state["iteration"])
+            with restoring(path, "EMA weights", "a state of another run or model"):
+                self.ema.load_state_dict(state["ema"])
+        with restoring(path, "data positions"):
+            for name, stream in self.streams.items():
+                if name in state["data"]:
+                    stream.load_state_dict(state["data"][name])
+            self.iteration = int(state["iteration"])
         self.best = state.get("best")
         self.metrics.resume(self.iteration)
         rngs = state["rng"]
         if len(rngs) == self.dist.world_size:
-            restore_rng(rngs[self.dist.rank])
+            with restoring(path, "random-number states"):
+                restore_rng(rngs[self.dist.rank])
         else:
             info(f"resumed on {self.dist.world_size} ranks from a state of {len(rngs)}: RNG streams reseeded")
             torch.manual_seed(self.settings.seed + 7919 * self.iteration + self.dist.rank)
@@ -240,6 +256,7 @@ class Trainer:
                 "config": self.config,
                 "world_size": self.dist.world_size,
                 "best": self.best,
+                "model_file": os.path.relpath(self.run.model, self.run.states_dir),  # for "not a model" errors
             }
             save_train_state(self.run.state_path(self.iteration), state)
             self.run.prune_states(self.settings.keep_checkpoints)
@@ -319,19 +336,9 @@ class Trainer:
     def fit(self) -> TrainResult:
         """Train (or continue) to `settings.iterations`, or stop at `settings.stop_after`.
 
-        A run that fails before its first optimiser step, with no training state to resume, leaves no
-        run directory behind (bad data usually fails on the first batch): rerunning needs no --overwrite.
+        Nothing is written before this process's first optimiser step is done (then `on_start`), so a
+        run stopped earlier (bad data usually fails on the first batch) leaves the run directory as it was.
         """
-        try:
-            return self._fit()
-        except BaseException:
-            if self.run is not None and self.dist.is_main and self.iteration == 0 and self.run.latest_state() is None:
-                with contextlib.suppress(Exception):
-                    self.metrics.close()
-                self.run.discard()
-            raise
-
-    def _fit(self) -> TrainResult:
         s = self.settings
         resumed = s.resume and self._resume()
         self.model = wrap_ddp(self.model, self.dist, s.find_unused_parameters)
@@ -351,6 +358,10 @@ class Trainer:
                 lr = self.schedule.peak_lr()
                 window_wait += self._one_iteration(sums)
                 window_steps += 1
+                if not self.started:
+                    self.started = True
+                    if self.on_start is not None:
+                        self.on_start()
                 if bar is not None:
                     bar.advance(1)
                 at_end = self.iteration == s.iterations
@@ -371,9 +382,10 @@ class Trainer:
                 if periodic or (self.iteration == stop and not at_end):
                     self._save_state()
         finished = self.iteration >= s.iterations
-        self.metrics.close()
-        if self.run is not None and self.dist.is_main:
-            plot_curves(self.run.metrics, self.run.curves)
+        if self.started:
+            self.metrics.close()
+            if self.run is not None and self.dist.is_main:
+                plot_curves(self.run.metrics, self.run.curves)
         model = unwrap(self.model).eval()
         return TrainResult(model, self.iteration, finished, self.ema, last)
 

@@ -41,7 +41,9 @@ class MetricsLog:
         self.enabled = enabled and path is not None
         self.rows: dict[int, dict[str, Any]] = {}
         self._columns: list[str] = ["iteration"]
-        self._tb = _tensorboard(tensorboard_dir) if (self.enabled and tensorboard_dir is not None) else None
+        # Opened on the first row: a run writes nothing before its first step (training/run_dir.py).
+        self._tb_dir = tensorboard_dir if self.enabled else None
+        self._tb: Any = None
 
     def resume(self, iteration: int) -> None:
         """Load the rows already on disk, keeping those at or before `iteration`."""
@@ -61,6 +63,8 @@ class MetricsLog:
         named = {f"{prefix}{k}": float(v) for k, v in values.items()}
         self._add_columns(named)
         self.rows.setdefault(iteration, {}).update(named)
+        if self._tb is None and self._tb_dir is not None:
+            self._tb, self._tb_dir = _tensorboard(self._tb_dir), None
         if self._tb is not None:
             for key, value in named.items():
                 if math.isfinite(value):

@@ -1,9 +1,10 @@
 """One run of a training stage (pretrain, finetune): the parts every stage shares, around the engine.
 
 A stage supplies a `StagePlan` (its data streams, its model, its step, its validation); `run_stage` does
-the rest, in this order: distributed set-up, the run directory (checked before any work, config.yaml
-written once the plan is built), the engine, best.pt whenever the validation mean improves, the final
-checkpoint, shut-down, and the last line naming the file to pass to predict and evaluate.
+the rest, in this order: distributed set-up, the run directory (checked before any work; created, with
+config.yaml, once the first optimiser step is done: training/run_dir.py), the engine, model.pt whenever
+the validation mean improves, last.pt at the end (and model.pt = last.pt when nothing was validated),
+shut-down, and the last line naming the model to pass to predict, evaluate and export.
 
 `RunSettings` is the config section both stages share (their config classes extend it), so a run
 control is spelled, validated and defaulted once.
@@ -14,19 +15,26 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field
 from torch import nn
 
 from s5cli.config import StrictConfig, config_to_dict
-from s5cli.console import info, set_verbosity
+from s5cli.console import info, set_verbosity, warn
 from s5cli.training.data import InfiniteLoader
 from s5cli.training.device import AmpMode
 from s5cli.training.distributed import DistContext, barrier, init_distributed, shutdown_distributed
 from s5cli.training.engine import EvalFn, LoopSettings, StepContext, StepFn, Trainer, TrainResult
 from s5cli.training.optim import OptimConfig
-from s5cli.training.run_dir import RunDir, begin_run, check_run_dir
+from s5cli.training.run_dir import (
+    RunDir,
+    absolute_paths,
+    check_run_dir,
+    config_changes,
+    run_config_text,
+    start_run,
+)
 from s5cli.training.schedules import ScheduleConfig
 
 # Config keys that may change between an interrupted run and its resume without a warning.
@@ -36,6 +44,9 @@ RESUME_FREE = ("resume", "overwrite", "stop_after", "device", "workers", "output
 class RunSettings(StrictConfig):
     """The run controls of a training stage: where, how long to keep going, how often to log and save."""
 
+    # Dotted fields holding dataset names or dataset YAML paths: config.yaml stores the paths among them
+    # relative to the run directory, as it stores every Path field (training/run_dir.py).
+    DATASET_ENTRIES: ClassVar[tuple[str, ...]] = ()
     output: Path  # the run directory
     overwrite: bool = False
     resume: bool = False  # continue from the newest state in `output`
@@ -82,19 +93,25 @@ Build = Callable[[Any, DistContext, RunDir], StagePlan]
 def train_stage(
     cfg: RunSettings, build: Build, dist: DistContext, description: str
 ) -> tuple[TrainResult, RunDir, StagePlan]:
-    """Check the run directory, build the stage's plan, write config.yaml and train (every rank)."""
+    """Check the run directory, build the stage's plan and train (every rank); the run starts with its first step."""
     from s5cli.models.checkpoint import save_checkpoint
 
     run = check_run_dir(cfg.output, cfg.resume, cfg.overwrite)
+    if cfg.resume and dist.is_main:
+        changed = config_changes(run, cfg, RESUME_FREE)
+        if changed:
+            warn(f"resuming with a config that differs from the run's in: {', '.join(changed)}")
     plan = build(cfg, dist, run)
-    if dist.is_main:
-        begin_run(run, cfg, RESUME_FREE)
-    barrier(dist)
-    config = config_to_dict(cfg)
+    config = stored_config(cfg)
+    text = run_config_text(cfg, run)
+
+    def start() -> None:  # rank 0, once the first optimiser step is done: nothing is written before
+        start_run(run, text, cfg.overwrite)
 
     def save_best(model: nn.Module, values: dict[str, float], iteration: int) -> None:
-        extra = {**plan.extra, "iteration": iteration + 1, "metrics": values, "best_score": values["mean"]}
-        save_checkpoint(run.best, plan.net(model), config=config, extra=extra, overwrite=True)
+        scores = {f"val_{k}": v for k, v in values.items()}  # named as in metrics.csv and last.pt
+        extra = {**plan.extra, "iteration": iteration + 1, "metrics": scores, "best_score": values["mean"]}
+        save_checkpoint(run.model, plan.net(model), config=config, extra=extra, overwrite=True)
 
     per_epoch = plan.iters_per_epoch
     settings = LoopSettings(
@@ -126,12 +143,22 @@ def train_stage(
     trainer = Trainer(
         plan.model, plan.step, plan.streams, settings, dist=dist, optim=cfg.optim, schedule=cfg.schedule,
         run=run, config=config, eval_fn=validate if plan.validate is not None else None, on_best=save_best,
+        on_start=start if dist.is_main else None,
     )  # fmt: skip
     return trainer.fit(), run, plan
 
 
-def run_stage(cfg: RunSettings, build: Build, description: str) -> Path:
-    """Run a stage from its config; returns RUN_DIR/checkpoint.pt (or the last state when stopped early)."""
+def stored_config(cfg: RunSettings) -> dict[str, Any]:
+    """The config as stored inside checkpoints and states: plain data, paths absolute (a model file travels alone)."""
+    return absolute_paths(config_to_dict(cfg), type(cfg), Path.cwd())
+
+
+def run_stage(cfg: RunSettings, build: Build, description: str) -> Path | None:
+    """Run a stage from its config; returns RUN_DIR/model.pt, the model to use, on rank 0 (else None).
+
+    The last status line names that file; a run stopped by `stop_after` returns None and names the state
+    to resume. Under torchrun only rank 0 returns the path, so that the command prints it once.
+    """
     from s5cli.models.checkpoint import save_checkpoint
 
     dist = init_distributed(cfg.device)
@@ -139,18 +166,19 @@ def run_stage(cfg: RunSettings, build: Build, description: str) -> Path:
         set_verbosity(0, 1)  # one copy of the messages: rank 0's (warnings still show)
     try:
         result, run, plan = train_stage(cfg, build, dist, description)
+        best = True  # model.pt holds the best validation, written as the run went
         if dist.is_main and result.finished:
             extra = {**plan.extra, "iterations": result.iteration, "metrics": result.last_metrics}
-            net = plan.net(result.model)
-            save_checkpoint(run.final, net, config=config_to_dict(cfg), extra=extra, overwrite=True)
+            save_checkpoint(run.last, plan.net(result.model), config=stored_config(cfg), extra=extra, overwrite=True)
+            if not run.model.is_file():  # no validation (or none scored): the final weights are the model
+                run.share_last_as_model()
+                best = False
         barrier(dist)
     finally:
         shutdown_distributed(dist)
     if not result.finished:
-        state = run.latest_state() or run.final
-        info(f"stopped after iteration {result.iteration}; continue with --resume (state: {state})")
-        return state
-    model = run.best if run.best.is_file() else run.final
-    info(f"wrote {run.final}" + (f" and {run.best} (best validation mean)" if run.best.is_file() else ""))
-    info(f"the model to predict and evaluate with: {model}")
-    return run.final
+        info(f"stopped after iteration {result.iteration}; continue with --resume (state: {run.latest_state()})")
+        return None
+    which = f"best validation mean; the final weights are {run.last.name}" if best else "the final weights"
+    info(f"the model to predict, evaluate and export with: {run.model} ({which})")
+    return run.model if dist.is_main else None

@@ -1,6 +1,6 @@
 """Resumable training states: everything needed to continue a run exactly, loadable with weights_only.
 
-A state file (`RUN_DIR/checkpoints/state_<iteration, 8 digits>.pt`) is a plain dict of tensors, numbers,
+A state file (`RUN_DIR/states/state_<iteration, 8 digits>.pt`) is a plain dict of tensors, numbers,
 strings, lists and dicts, so `torch.load(weights_only=True)` reads it without running code:
 
 | key        | content                                                                  |
@@ -16,12 +16,20 @@ strings, lists and dicts, so `torch.load(weights_only=True)` reads it without ru
 | data       | {stream name: {"epoch": e, "offset": batches consumed}}                  |
 | config     | the resolved config as plain data                                        |
 | world_size | ranks that wrote it (RNG states are restored only with the same count)   |
+| best       | the best validation value so far (None before the first)                 |
+| model_file | the run's model.pt relative to the state's folder (named when a state is given as a model) |
+
+A state is not a model: predict, evaluate and export refuse it and name the run's model.pt
+(models/checkpoint.py). A state that lacks an entry, or whose parts do not fit the run being resumed
+(another model, another optimiser, a damaged RNG state), is an InputError naming the file and the part.
 """
 
 from __future__ import annotations
 
 import pickle
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +38,10 @@ import torch
 
 from s5cli.errors import InputError, UntrustedFileError
 from s5cli.geo.files import atomic_output
+from s5cli.models.checkpoint import TRAIN_STATE_FORMAT as FORMAT
 
-FORMAT = "s5cli-train-state"
 VERSION = 1
+REQUIRED = ("iteration", "model", "optimizer", "schedule", "scaler", "rng", "data")
 
 
 def capture_rng() -> dict[str, Any]:
@@ -71,8 +80,8 @@ def save_train_state(path: Path, state: dict[str, Any]) -> Path:
     return path
 
 
-def load_train_state(path: Path) -> dict[str, Any]:
-    """Read a training state with weights_only=True; a foreign or broken file is an InputError."""
+def load_train_state(path: Path, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Read a training state (weights_only=True); a foreign or broken file, or one lacking `required`: InputError."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -92,4 +101,18 @@ def load_train_state(path: Path) -> dict[str, Any]:
         raise InputError("is not an s5cli training state", path)
     if state.get("version", 0) > VERSION:
         raise InputError(f"training state version {state['version']} is newer than this s5cli reads", path)
+    missing = [key for key in required if key not in state]
+    if missing:
+        raise InputError(f"this training state is incomplete (no {', '.join(missing)} entry); resume from an "
+                         "older state, or start again with --overwrite", path)  # fmt: skip
     return state
+
+
+@contextmanager
+def restoring(path: Path, part: str, likely: str = "a damaged state") -> Iterator[None]:
+    """Put one part of a state back; any failure is an InputError naming the file, the part and the likely cause."""
+    try:
+        yield
+    except (RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"cannot restore its {part} ({likely}?): {first}", path) from None

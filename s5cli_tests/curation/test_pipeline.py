@@ -32,7 +32,11 @@ def test_manifest_columns_crs_and_files(scenes_dir, tmp_path):
     assert df.geometry.notna().all() and (df.geometry.geom_type == "Polygon").all()
     assert len(df) == summary["chips"] == 9 + 4 + 6  # 96x80, 64x64, 80x64 at 32 px
     assert summary["kept"] == int(df.kept.sum()) and summary["scenes"] == 3
-    assert set(df.source) == {str(p.resolve()) for p in scenes_dir.rglob("*.tif")}
+    # sources relative to the corpus (they move together), resolving to the scenes read
+    assert {str((tmp_path / "corpus" / s).resolve()) for s in df.source} == {
+        str(p.resolve()) for p in scenes_dir.rglob("*.tif")
+    }
+    assert all(not Path(s).is_absolute() for s in df.source)
     assert df.scene_index.is_monotonic_increasing
     for row in df[df.kept].itertuples():
         assert (tmp_path / "corpus" / row.path).is_file()
@@ -116,13 +120,16 @@ def test_resume_skips_finished_scenes(scenes_dir, tmp_path, monkeypatch):
     assert seen == [] and again["kept"] == fresh["kept"]
 
 
-def _names_in_shards(folder: Path, count: int) -> dict[int, list[str]]:
+def _names_in_shards(folder: Path, count: int, corpus: Path) -> dict[int, list[str]]:
     """Pick file names so that each shard gets scenes, and two copies land in different shards."""
+    from s5cli.geo.files import portable_path
+
     by_shard: dict[int, list[str]] = {i: [] for i in range(count)}
     for i in range(40):
         name = f"scene{i}.tif"
+        path = str((folder / name).resolve())
         for s in range(count):
-            if Scene(0, str((folder / name).resolve())).in_shard(Shard(s, count)):
+            if Scene(0, path, portable_path(path, corpus)).in_shard(Shard(s, count)):  # as the corpus names it
                 by_shard[s].append(name)
     return by_shard
 
@@ -130,7 +137,7 @@ def _names_in_shards(folder: Path, count: int) -> dict[int, list[str]]:
 def test_shards_then_merge_equal_a_single_run(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
-    names = _names_in_shards(folder, 2)
+    names = _names_in_shards(folder, 2, tmp_path / "sharded")  # "single" sits beside it: the same names
     chosen = names[0][:2] + names[1][:2]
     for k, name in enumerate(chosen):
         write_tif(folder / name, textured(48, 64, seed=k))

@@ -112,8 +112,9 @@ def test_detection_boxes(project) -> None:
 def test_split_by_fraction(project) -> None:
     path = project(split_by="fraction", val_fraction=0.25)
     train, val = CustomDataset(path, "train"), CustomDataset(path, "val")
-    assert (len(train), len(val)) == (14, 4)  # 18 windows, round(4.5) = 4 to val
-    assert not {(s, w) for s, w in train.index} & {(s, w) for s, w in val.index}
+    assert (len(train), len(val)) == (14, 4)  # 18 cells, round(4.5) = 4 to val, one window each
+    assert not {(s, w) for s, w, _ in train.index} & {(s, w) for s, w, _ in val.index}
+    assert len(CustomDataset(path, "val", scoring=True)) == 4  # scored on the same 4 cells
 
 
 def test_info_and_head(project) -> None:
@@ -193,8 +194,97 @@ def test_wgs84_labels_over_scenes_in_two_utm_zones(tmp_path: Path) -> None:
     cfg = {"classes": ["background", "building"], "scenes": ["west.tif", "east.tif"], "labels": "labels.geojson"}
     path.write_text(yaml.safe_dump({**cfg, "class_column": "kind", "background": "background", "tile_size": 32}))
     ds = CustomDataset(path)
-    first_of = {ds.scenes[s].name: i for i, (s, w) in reversed(list(enumerate(ds.index))) if w[:2] == (0, 0)}
+    first_of = {ds.scenes[s].name: i for i, (s, w, _) in reversed(list(enumerate(ds.index))) if w[:2] == (0, 0)}
     for name in ("west.tif", "east.tif"):  # each scene gets its own building, reprojected from WGS84 to its zone
         mask = ds[first_of[name]]["mask"]
         assert int((mask == 1).sum()) == 16 * 12 and bool((mask[8:20, 8:24] == 1).all())
     assert custom_pixel_format(path).gsd == pytest.approx(0.5)
+
+
+def _valid_pixels(path: Path) -> int:
+    """Pixels of a scene that are not nodata in any band: what scoring may count."""
+    import rasterio
+
+    from s5cli.geo.raster import read_window
+
+    with rasterio.open(path) as src:
+        return int(read_window(src, rasterio.windows.Window(0, 0, src.width, src.height))[1].sum())
+
+
+@pytest.mark.parametrize("overlap", [0.0, 0.5])
+def test_scoring_cells_count_every_pixel_of_the_scene_once(project, tmp_path: Path, overlap: float) -> None:
+    path = project(background="background", overlap=overlap)
+    windows = CustomDataset(path, "val")  # training windows: the last ones snap back and overlap
+    cells = CustomDataset(path, "val", scoring=True)
+    valid = _valid_pixels(tmp_path / "south.tif")
+    assert sum(int((s["mask"] != 255).sum()) for s in windows) > valid
+    assert len(cells) == 9 and sum(int((s["mask"] != 255).sum()) for s in cells) == valid
+    sample = cells[8]  # the last cell: cols 64-96, rows 64-80, read through the window snapped to (64, 48)
+    assert sample["window"] == (64, 48, 32, 32) and sample["region"] == (0, 16, 32, 32)
+    assert sample["image"].shape == (3, 32, 32) and (sample["mask"][:16] == 255).all()
+
+
+def _scattered_objects(tmp_path: Path, n: int = 40) -> int:
+    """n buildings over the val scene (many across cell borders) and one outside it; labels rewritten."""
+    rng = np.random.default_rng(3)
+    boxes = [pixel_box(c, r, c + w, r + h) for c, r, w, h in zip(
+        rng.uniform(-6, 90, n), rng.uniform(-6, 74, n), rng.uniform(3, 14, n), rng.uniform(3, 14, n)
+    )]  # fmt: skip
+    boxes.append(pixel_box(200, 200, 210, 210))  # beyond the scene: not one of its objects
+    frame = gpd.GeoDataFrame({"kind": ["building"] * len(boxes), "geometry": boxes}, crs="EPSG:32633")
+    frame.to_file(tmp_path / "objects.geojson", driver="GeoJSON")
+    return n
+
+
+def test_scoring_cells_count_every_object_of_the_scene_once(project, tmp_path: Path) -> None:
+    n = _scattered_objects(tmp_path)
+    path = project(task="detection", labels="objects.geojson", overlap=0.5)
+    windows = CustomDataset(path, "val")
+    cells = CustomDataset(path, "val", scoring=True)
+    assert sum(len(s["labels"]) for s in windows) != n  # cut at min_iof and repeated by the overlap
+    scored = sum(int((~s["difficult"]).sum()) for s in cells)
+    assert scored == n
+    assert all((s["polygons"].numpy() >= -1e-3).all() and (s["polygons"].numpy() <= 32 + 1e-3).all() for s in cells)
+
+
+def test_evaluate_scores_each_pixel_of_a_custom_dataset_once(runner, project, tmp_path: Path) -> None:
+    import json
+
+    from s5cli.cli import app
+    from s5cli.models.spec import HeadSpec
+    from s5cli_tests.reliability.helpers import build_checkpoint
+
+    seg = project(background="background", overlap=0.5)
+    head = HeadSpec.from_dataset(custom_info(seg), 32)
+    ckpt = build_checkpoint(tmp_path / "seg.pt", [head], tile=32)
+    result = runner.invoke(app, ["evaluate", str(ckpt), "--datasets", str(seg), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)["datasets"][0]["per_class"]
+    assert sum(r["num_gt"] for r in rows) == sum(r["num_det"] for r in rows) == _valid_pixels(tmp_path / "south.tif")
+    # without --datasets: a head of your own data needs its YAML, and the error names the one it was trained with
+    result = runner.invoke(app, ["evaluate", str(ckpt)])
+    assert result.stderr.splitlines() == [
+        f"error: {ckpt}: the mytown head was trained on your own data: pass the dataset YAML with --datasets"
+    ]
+    saved = torch.load(ckpt, weights_only=True)
+    torch.save({**saved, "config": {"datasets": [str(seg)]}}, ckpt)
+    result = runner.invoke(app, ["evaluate", str(ckpt)])
+    assert result.exit_code == 2 and result.stderr.strip().endswith(f"--datasets; it was trained with {seg}")
+
+
+def test_evaluate_scores_each_object_of_a_custom_detection_dataset_once(runner, project, tmp_path: Path) -> None:
+    import json
+
+    from s5cli.cli import app
+    from s5cli.models.spec import HeadSpec
+    from s5cli_tests.reliability.helpers import build_checkpoint
+
+    n = _scattered_objects(tmp_path)
+    det = project("det.yaml", task="detection", labels="objects.geojson", overlap=0.5, tile_size=64)
+    narrow = {"fc_channels": 32, "fpn_channels": 32}
+    head = HeadSpec.from_dataset(custom_info(det), 64, options=narrow)
+    ckpt = build_checkpoint(tmp_path / "det.pt", [head], tile=64)
+    result = runner.invoke(app, ["evaluate", str(ckpt), "--datasets", str(det), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)["datasets"][0]["per_class"]
+    assert sum(r["num_gt"] for r in rows) == n

@@ -61,7 +61,7 @@ def kill_when(args: list, ready: Callable[[], bool], log: Path, timeout: float =
 
 def newest_state(run: Path) -> int:
     """Iteration of the newest training state in a run directory (0: none yet)."""
-    states = [int(p.stem.split("_")[1]) for p in (run / "checkpoints").glob("state_*.pt")] if run.is_dir() else []
+    states = [int(p.stem.split("_")[1]) for p in (run / "states").glob("state_*.pt")] if run.is_dir() else []
     return max(states, default=0)
 
 
@@ -98,10 +98,10 @@ def _kill_resume_compare(runner, tmp_path: Path, command: str, base: list, itera
     step, pause = rng.randrange(2, iterations // 2 + 1, 2), rng.uniform(0.0, 0.2)  # mid-step or mid-save
     note = f"killed {pause:.3f} s after state {step} of {iterations}"
     kill_when([command, *base, "-o", cut], _after(lambda: newest_state(cut) >= step, pause), tmp_path / "kill.log")
-    assert not (cut / "checkpoint.pt").exists() and newest_state(cut) >= step, note
+    assert not (cut / "last.pt").exists() and newest_state(cut) >= step, note
     succeeded(invoke(runner, "-q", command, "-o", cut, "--resume"))  # the config is the run's own
-    assert_same_weights(whole / "checkpoint.pt", cut / "checkpoint.pt", note)
-    assert sorted(p.name for p in (cut / "checkpoints").iterdir() if p.name.startswith(".")) == []  # no temp left
+    assert_same_weights(whole / "last.pt", cut / "last.pt", note)
+    assert sorted(p.name for p in (cut / "states").iterdir() if p.name.startswith(".")) == []  # no temp left
 
 
 def test_pretrain_killed_and_resumed_equals_an_uninterrupted_run(runner, tmp_path: Path) -> None:
@@ -246,9 +246,9 @@ def test_checkpoint_save_on_a_full_disk(runner, tmp_path: Path, ckpts, monkeypat
     lines = result.stderr.splitlines()
     assert result.exit_code == 2 and lines[-1].startswith("error: ") and "Traceback" not in result.stderr
     assert lines[-1].endswith("state_00000002.pt: No space left on device"), lines[-1]
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["state_00000001.pt"]
+    assert sorted(p.name for p in (run / "states").iterdir()) == ["state_00000001.pt"]
     succeeded(invoke(runner, "-q", "finetune", "-o", run, "--resume"))  # and it resumes from it
-    assert (run / "checkpoint.pt").is_file()
+    assert (run / "model.pt").is_file()
 
 
 def _can_mount_tmpfs() -> bool:

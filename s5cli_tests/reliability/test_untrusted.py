@@ -78,7 +78,7 @@ def test_pickled_code_in_a_training_state_is_refused_on_resume(runner, tmp_path:
     run = tmp_path / "run"
     args = ["--config", FINETUNE_TINY, "--datasets", "potsdam", "--data-root", DATA, "--eval-every", 0]
     succeeded(invoke(runner, "-q", "finetune", *args, "--iterations", 3, "--stop-after", 1, "-o", run))
-    state = run / "checkpoints" / "state_00000001.pt"
+    state = run / "states" / "state_00000001.pt"
     marker = tmp_path / "ran"
     evil_file(state, marker, format="s5cli-train-state")
     line = last_line_error(invoke(runner, "-q", "finetune", "-o", run, "--resume"))

@@ -12,7 +12,7 @@ from s5cli.training.ema import ModelEMA
 from s5cli.training.engine import LoopSettings, Trainer
 from s5cli.training.logs import read_metrics
 from s5cli.training.optim import OptimConfig
-from s5cli.training.run_dir import prepare_run_dir
+from s5cli.training.run_dir import RunDir
 from s5cli.training.schedules import ScheduleConfig
 
 W_TRUE = torch.tensor([[1.0, -2.0, 0.5]])
@@ -80,7 +80,7 @@ def test_accumulation_equals_one_big_batch() -> None:
 
 def test_interrupted_and_resumed_run_is_identical(tmp_path: Path) -> None:
     whole = _trainer(2, 2, dropout=0.3).fit().model
-    run = prepare_run_dir(tmp_path / "run")
+    run = RunDir(tmp_path / "run")
     first = _trainer(2, 2, run=run, dropout=0.3, stop_after=3).fit()
     assert not first.finished and run.latest_state() == run.state_path(3)
     resumed = _trainer(2, 2, run=run, dropout=0.3, resume=True).fit()
@@ -94,7 +94,7 @@ def test_interrupted_and_resumed_run_is_identical(tmp_path: Path) -> None:
 
 
 def test_eval_cadence_and_checkpoint_pruning(tmp_path: Path) -> None:
-    run = prepare_run_dir(tmp_path / "run")
+    run = RunDir(tmp_path / "run")
     seen = []
 
     def evaluate(model, ctx):
@@ -137,7 +137,7 @@ def test_ema_follows_the_formula() -> None:
 
 
 def test_best_metric_calls_on_best_and_survives_resume(tmp_path: Path) -> None:
-    run = prepare_run_dir(tmp_path / "run")
+    run = RunDir(tmp_path / "run")
     scores = iter([0.2, 0.5, 0.4, 0.3, 0.6])
     saved = []
 
