@@ -37,6 +37,7 @@ from torch.utils.data import Dataset
 
 from s5cli.datasets.info import IGNORE, class_lut
 from s5cli.errors import InputError
+from s5cli.geo.files import check_input
 from s5cli.geo.raster import open_raster, read_window
 from s5cli.geo.tiles import grid_starts
 
@@ -70,8 +71,7 @@ def to_unit_float(data: np.ndarray, scale: float | None = None) -> torch.Tensor:
 def _open_pil(path: Path) -> Any:
     from PIL import Image
 
-    if not path.is_file():
-        raise InputError("no such file", path)
+    check_input(path, "file")  # a FIFO would block PIL for ever
     old = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = _MAX_PIXELS
     try:
@@ -155,6 +155,7 @@ def read_pixels(
 
     GeoTIFFs are read with rasterio windows (only the window is decoded); PNG/JPEG are decoded
     whole with PIL (a truncated file is an InputError naming it) and the last two are cached.
+    Dataset files are data, not instructions: a GeoTIFF must be a plain one (no VRT, no sidecars).
     ``kind="image"`` makes PNG/JPEG 3-channel RGB; ``kind="label"`` keeps raw values (palette
     indexes); ``kind="colour"`` gives the colours of a colour label.
     """
@@ -162,7 +163,7 @@ def read_pixels(
     if p.suffix.lower() in GEOTIFF_SUFFIXES:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # NotGeoreferencedWarning: ISPRS labels carry no CRS
-            with open_raster(p) as src:
+            with open_raster(p, untrusted=True) as src:
                 win = Window(0, 0, src.width, src.height) if window is None else Window(*window)
                 idx = list(bands) if bands else None
                 if idx and max(idx) > src.count:
@@ -183,10 +184,11 @@ def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
     if p.suffix.lower() in GEOTIFF_SUFFIXES:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with open_raster(p) as src:
+            with open_raster(p, untrusted=True) as src:
                 return src.width, src.height
     from PIL import Image
 
+    check_input(p, "file")
     old = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = _MAX_PIXELS
     try:
@@ -200,6 +202,15 @@ def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
         raise InputError(f"not a readable image ({exc})", p) from None
     finally:
         Image.MAX_IMAGE_PIXELS = old
+
+
+def check_label_size(
+    image: str | os.PathLike[str], image_size: tuple[int, int], label: str | os.PathLike[str], label_size: tuple[int, int]
+) -> None:
+    """A label raster covers its image pixel for pixel: sizes are (width, height); a mismatch names both files."""
+    if tuple(image_size) != tuple(label_size):
+        (iw, ih), (lw, lh) = image_size, label_size
+        raise InputError(f"the label is {lw}x{lh} px but its image {image} is {iw}x{ih} px", label)
 
 
 def colours_to_index(rgb: np.ndarray, table: dict[tuple[int, int, int], int]) -> np.ndarray:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from s5cli.console import info
 from s5cli.errors import InputError
-from s5cli.geo.raster import RasterInfo, is_remote
+from s5cli.geo.files import is_remote
+from s5cli.geo.raster import RasterInfo
 from s5cli.models.spec import HeadInput, HeadSpec, InputSpec
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".png", ".jpg", ".jpeg", ".jp2", ".img")

@@ -18,8 +18,15 @@ from typing import Any
 import rasterio
 
 from s5cli.errors import ConfigError, InputError
-from s5cli.geo.files import atomic_output, check_output, clean_stale_temps, disk_full_as_error, temp_prefix
-from s5cli.geo.raster import is_remote
+from s5cli.geo.files import (
+    atomic_output,
+    check_output,
+    clean_stale_temps,
+    disk_full_as_error,
+    is_remote,
+    temp_prefix,
+)
+
 from s5cli.geo.vector import layer_name
 from s5cli.inference.config import PredictConfig
 from s5cli.inference.inputs import expand_scenes
