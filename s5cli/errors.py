@@ -10,10 +10,10 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def printable(text: str) -> str:
-    """Text that prints as one line in any UTF-8 terminal: non-UTF-8 bytes and control characters escaped.
+    r"""Text that prints as one line in any UTF-8 terminal: non-UTF-8 bytes and control characters escaped.
 
     A path with bytes that are not UTF-8 reaches Python as a str holding surrogates (PEP 383); they are
-    shown as the bytes they stand for (`\\xff`), never passed to a UTF-8 writer that would refuse them.
+    shown as the bytes they stand for (`\xff`), never passed to a UTF-8 writer that would refuse them.
     """
     try:
         text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

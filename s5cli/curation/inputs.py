@@ -19,6 +19,7 @@ from rasterio.errors import NotGeoreferencedWarning
 
 from s5cli.curation.config import Shard
 from s5cli.errors import InputError
+from s5cli.geo.files import check_path
 from s5cli.geo.raster import open_raster
 
 # Formats GDAL reads that hold imagery; anything else in a folder is ignored.
@@ -95,6 +96,7 @@ def iter_scenes(inputs: list[str], exclude: list[str | os.PathLike[str]] | None 
         for source in _expand(arg, set(skip)):
             if _covered_by(source, skip) or _covered_by(source, earlier):
                 continue
+            check_path(source)  # a name that is not UTF-8 stops the walk here, before any scene is tiled
             yield Scene(index, source)
             index += 1
         if os.path.exists(arg):

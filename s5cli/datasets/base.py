@@ -205,7 +205,10 @@ def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
 
 
 def check_label_size(
-    image: str | os.PathLike[str], image_size: tuple[int, int], label: str | os.PathLike[str], label_size: tuple[int, int]
+    image: str | os.PathLike[str],
+    image_size: tuple[int, int],
+    label: str | os.PathLike[str],
+    label_size: tuple[int, int],
 ) -> None:
     """A label raster covers its image pixel for pixel: sizes are (width, height); a mismatch names both files."""
     if tuple(image_size) != tuple(label_size):

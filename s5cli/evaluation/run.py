@@ -15,7 +15,7 @@ from typing import Any
 from s5cli.console import info, warn
 from s5cli.errors import InputError
 from s5cli.evaluation.config import EvaluateConfig
-from s5cli.geo.files import atomic_output, check_output
+from s5cli.geo.files import atomic_output, check_distinct_outputs, check_output
 from s5cli.scoring.plan import Choices, Job, check_head, plan_job
 from s5cli.scoring.score import DatasetResult, evaluate_dataset
 
@@ -24,7 +24,7 @@ CSV_COLUMNS = ("dataset", "split", "class", "IoU", "F1", "AP", "num_gt", "num_de
 
 def plan_jobs(cfg: EvaluateConfig, spec: Any) -> list[Job]:
     """Resolve every dataset's head, folder, split, mode and sizes (all user errors surface here)."""
-    from s5cli.datasets.registry import is_dataset_yaml, resolve_dataset
+    from s5cli.datasets.registry import check_settings_keys, is_dataset_yaml, resolve_dataset
 
     names = cfg.datasets or [h.name for h in spec.heads]
     jobs = []
@@ -49,7 +49,8 @@ def plan_jobs(cfg: EvaluateConfig, spec: Any) -> list[Job]:
             max_images=cfg.max_images,
             options=own.options,
         )
-        jobs.append(plan_job(info, head, root, choices))
+        jobs.append(plan_job(info, head, root, choices, spec.preset))
+    check_settings_keys(cfg.dataset_settings, [job.name for job in jobs])
     return jobs
 
 
@@ -81,6 +82,8 @@ def run_evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     device = resolve_device(cfg.device)
     model, spec, _ = load_checkpoint(cfg.checkpoint, device)
     jobs = plan_jobs(cfg, spec)
+    outputs = [("-o/--output", cfg.output), ("--save-predictions", cfg.save_predictions)]
+    check_distinct_outputs(outputs, [cfg.checkpoint, *(job.root for job in jobs)])
     datasets = [job.load() for job in jobs]  # folders checked up front
     precision = inference_precision(cfg.amp, device)
     results: list[DatasetResult] = []

@@ -35,7 +35,7 @@ def _validator(plans: list[DatasetPlan], cfg: FinetuneConfig) -> Validator | Non
         if plan.val_split is None:
             continue
         choices = Choices(split=plan.val_split, options=plan.options, max_images=cfg.eval_max_images, on_patches=True)
-        jobs.append(plan_job(plan.info, plan.head, plan.root, choices))
+        jobs.append(plan_job(plan.info, plan.head, plan.root, choices, cfg.model.preset))
     validator = Validator(jobs)
     return validator if validator else None
 

@@ -5,9 +5,12 @@ where <owner> is the host name and the PID namespace (`/proc/self/ns/pid`): a pi
 inside its namespace, and containers on one machine often share a host name. A process killed with
 SIGKILL cannot remove its temp files, so each new atomic write first removes the temp siblings in its
 folder whose creator (same host, same PID namespace, that pid) is no longer running: nothing renames
-those any more. Temps of other hosts or namespaces are never touched (they may belong to a live run). A writer that fails on a full disk raises whatever its library raises (GDAL, SQLite,
-torch's zip writer); atomic_output and disk_full_as_error turn that into OSError(ENOSPC) naming the
-output, which the CLI prints as one line.
+those any more. Temps of other hosts or namespaces are never touched (they may belong to a live run).
+
+Paths are checked once here (check_path): a NUL byte or a name that is not UTF-8 is an InputError,
+never an exception from deep inside GDAL or SQLite. A writer that fails on a full disk raises whatever
+its library raises (GDAL, SQLite, torch's zip writer); atomic_output and disk_full_as_error turn that
+into OSError(ENOSPC) naming the output, which the CLI prints as one line.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import re
 import shutil
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -213,17 +216,21 @@ def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
 
 
 def check_distinct_outputs(
-    outputs: dict[str, str | os.PathLike[str] | None], inputs: list[str | os.PathLike[str]] = ()
+    outputs: Sequence[tuple[str, str | os.PathLike[str] | None]], inputs: Sequence[str | os.PathLike[str]] = ()
 ) -> None:
-    """Refuse an output that is one of the inputs, or two outputs on one path (before any work).
+    """Refuse an output that is one of the inputs or a folder holding one, or two outputs on one path.
 
-    `outputs` maps each output's option (e.g. "--raster") to its path (None: not asked for).
+    Checked before any work: with --overwrite such an output would replace what is being read.
+    `outputs` pairs each output's option (e.g. "--raster") with its path (None: not asked for).
     """
-    given = [(option, Path(path)) for option, path in outputs.items() if path is not None]
+    given = [(option, check_path(path)) for option, path in outputs if path is not None]
+    local = [Path(source) for source in inputs if source is not None and not is_remote(source)]
     for option, out in given:
-        for source in inputs:
-            if not is_remote(source) and same_file(out, source):
+        for source in local:
+            if same_file(out, source):
                 raise InputError(f"{option} is an input of this command; choose another output", out)
+            if out.is_dir() and out.resolve() in source.resolve().parents:
+                raise InputError(f"{option} is a folder holding the input {source}; choose another output", out)
     for i, (option, out) in enumerate(given):
         for other, path in given[:i]:
             if same_file(out, path):

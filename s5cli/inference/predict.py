@@ -20,13 +20,13 @@ import rasterio
 from s5cli.errors import ConfigError, InputError
 from s5cli.geo.files import (
     atomic_output,
+    check_distinct_outputs,
     check_output,
     clean_stale_temps,
     disk_full_as_error,
     is_remote,
     temp_prefix,
 )
-
 from s5cli.geo.vector import layer_name
 from s5cli.inference.config import PredictConfig
 from s5cli.inference.inputs import expand_scenes
@@ -53,6 +53,10 @@ def plan_targets(scenes: list[str], cfg: PredictConfig) -> list[SceneTargets]:
             if path is not None:
                 check_output(path, cfg.overwrite)
         targets.append(SceneTargets(scene, layer, raster, confidence, preview))
+    outputs = [("-o/--output", cfg.output)]
+    for t in targets:
+        outputs += [("--raster", t.raster), ("--probs", t.confidence), ("--preview", t.preview)]
+    check_distinct_outputs(outputs, [*scenes, *([cfg.checkpoint] if cfg.checkpoint else [])])
     return targets
 
 

@@ -54,7 +54,7 @@ def predict_dataarray(da: Any, checkpoint: Any, dataset: str | None = None, **op
     source = DataArraySource(da)
     bands = resolve_bands(source.count, options.get("bands"), predictor.spec.input, path=source.name)
     normalise = make_normaliser(source, predictor.spec.input, bands, options.get("stretch"))
-    tile, overlap = tile_and_overlap(predictor.head, options.get("tile_size"), options.get("overlap"))
+    tile, overlap = tile_and_overlap(predictor.spec, predictor.head, options.get("tile_size"), options.get("overlap"))
     sink = ArraySink(source.width, source.height)
     predict_source(
         source,
