@@ -26,18 +26,24 @@ from rasterio.transform import Affine
 from s5cli.geo.polygonize import Piece
 
 SEGMENT_FIELDS = ("class_id", "class_name", "area_m2", "mean_confidence", "pixels")
+# Table name prefixes that SQLite (sqlite_), the GeoPackage standard (gpkg_) and its spatial indexes (rtree_)
+# keep for themselves: a layer of that name would clash with, or be refused as, a system table.
+RESERVED_PREFIXES = ("gpkg_", "sqlite_", "rtree_")
 DETECTION_FIELDS = ("class_id", "class_name", "score", "area_m2")
 
 
 def layer_name(scene: str, taken: Sequence[str] = ()) -> str:
-    """A GeoPackage layer name from a scene path: its stem, letters/digits/_ only, unique among `taken`."""
+    """A GeoPackage layer name from a scene path: its stem, letters/digits/_ only, unique among `taken`.
+
+    Names that would start with a digit or a reserved prefix (gpkg_, sqlite_, rtree_) get `scene_` in front.
+    """
     stem = os.path.basename(str(scene).rstrip("/"))
     for suffix in (".tif", ".tiff", ".vrt", ".png", ".jpg", ".jpeg", ".jp2", ".img"):
         if stem.lower().endswith(suffix):
             stem = stem[: -len(suffix)]
             break
     name = re.sub(r"[^A-Za-z0-9_]+", "_", stem).strip("_") or "scene"
-    if name[0].isdigit():
+    if name[0].isdigit() or name.lower().startswith(RESERVED_PREFIXES):
         name = f"scene_{name}"
     unique, n = name, 2
     while unique.lower() in {t.lower() for t in taken}:
