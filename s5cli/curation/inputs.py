@@ -108,7 +108,7 @@ def check_inputs(inputs: list[str]) -> None:
     if not inputs:
         raise InputError("no inputs given; pass scene files, folders or globs")
     for arg in inputs:
-        path = Path(arg)
+        path = check_path(arg)
         if path.is_dir():
             continue
         if path.exists():
