@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import geopandas as gpd
@@ -57,12 +58,14 @@ def _shrink_png(path: Path) -> None:
 
 
 def _shrink_tif(path: Path) -> None:
-    with rasterio.open(path) as src:
-        data, profile = src.read(window=((0, 16), (0, 16))), src.profile
-    profile.update(width=16, height=16, tiled=False)
-    profile.pop("blockxsize", None), profile.pop("blockysize", None)
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ISPRS labels carry no georeferencing
+        with rasterio.open(path) as src:
+            data, profile = src.read(window=((0, 16), (0, 16))), src.profile
+        profile.update(width=16, height=16, tiled=False)
+        profile.pop("blockxsize", None), profile.pop("blockysize", None)
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(data)
 
 
 # dataset -> (label files to shrink, the command that used to train or score silently, or crash)
@@ -160,7 +163,9 @@ def _project(tmp: Path, geometries: list, crs: str | None = "EPSG:32633", driver
     scenes.make_scene(tmp / "scene.tif", seed=1)
     frame = gpd.GeoDataFrame({"kind": ["building"] * len(geometries)}, geometry=geometries, crs=crs)
     labels = tmp / ("labels.gpkg" if driver == "GPKG" else "labels.geojson")
-    frame.to_file(labels, driver=driver)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pyogrio warns when it writes a file without a CRS, as asked
+        frame.to_file(labels, driver=driver)
     cfg = {
         "name": "mytown",
         "classes": ["background", "building"],
@@ -225,14 +230,14 @@ def test_labels_that_cover_none_of_a_scene(runner, tmp_path: Path) -> None:
 
 
 def test_empty_and_null_geometries_are_dropped_with_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
     from shapely.geometry import Polygon
 
     from s5cli.datasets.registry import get_dataset
 
     project = _project(tmp_path, [_utm_box(8, 8, 20, 20), Polygon(), None])
-    import subprocess
-    import sys
-
     code = f"from s5cli.datasets.registry import get_dataset; print(len(get_dataset('custom', {str(project)!r})))"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
                          env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
