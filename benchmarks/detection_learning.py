@@ -20,8 +20,8 @@ import time
 import torch
 from torch import nn
 
-from s5cli.detection.boxes import regularize_rboxes
 from s5cli.detection.head import build_detection_head
+from s5cli.geometry.boxes import regularize_rboxes
 from s5cli.metrics.detection import DetectionEvaluator
 
 COLOURS = torch.tensor([[0.9, 0.15, 0.1], [0.1, 0.8, 0.2], [0.15, 0.25, 0.95]])

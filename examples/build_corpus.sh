@@ -115,7 +115,7 @@ model:
   decoder_channels: 32
   grad_checkpointing: false
 iterations: $PRETRAIN_ITERATIONS
-batch_size: 4                        # labeled images per step (and as many unlabeled)
+global_batch_size: 4                 # labeled images per step over all GPUs (and as many unlabeled)
 optim: {lr: 1.0e-3, weight_decay: 0.01}
 amp: "off"
 log_every: 5

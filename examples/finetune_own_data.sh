@@ -112,7 +112,7 @@ fi
 
 # 4. Fine-tune. Several GPUs: `torchrun --nproc-per-node N -m s5cli finetune ...` with the same options.
 s5 finetune --config "$CONFIG" --datasets "$DATASETS" "${INIT_ARGS[@]}" \
-  --crop-size "$TILE" --iterations "$ITERATIONS" --batch-size "$BATCH" --device "$DEVICE" \
+  --crop-size "$TILE" --iterations "$ITERATIONS" --batch-size-per-dataset "$BATCH" --device "$DEVICE" \
   -o "$WORK/runs/finetune" --overwrite
 CKPT="$WORK/runs/finetune/best.pt"
 

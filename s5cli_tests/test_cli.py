@@ -87,3 +87,10 @@ def test_usage_errors_are_one_line(runner) -> None:
 def test_global_flags_may_follow_the_command(runner) -> None:
     result = runner.invoke(app, ["models", "--json", "-q"])
     assert result.exit_code == 0, result.output
+
+
+def test_flags_show_as_flags_in_help(runner) -> None:
+    result = runner.invoke(app, ["predict", "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    line = next(line for line in result.stdout.splitlines() if "--probs" in line)
+    assert "<bool>" not in line and "Also write" in line

@@ -201,3 +201,39 @@ def test_options_land_in_their_fields(runner, tmp_path: Path, monkeypatch) -> No
         EvaluateConfig, Path(__file__).parent.parent / "configs" / "evaluate.yaml", {"checkpoint": "c.pt"}
     )
     assert base.mode is None and base.flip is None and base.amp == "off"
+
+
+def test_dota_patches_merge_at_the_servers_iou_for_test_and_the_local_one_for_val() -> None:
+    from s5cli.datasets.registry import dataset_info
+    from s5cli.evaluation.config import EvaluateConfig
+    from s5cli.evaluation.run import plan_jobs
+    from s5cli.models.spec import HeadSpec, ModelSpec
+
+    spec = ModelSpec(preset="vit-nano", heads=[HeadSpec.from_dataset(dataset_info("dota-v2.0"))])
+    merges = {}
+    for split in ("val", "test"):
+        cfg = EvaluateConfig(checkpoint=Path("s5.pt"), datasets=["dota-v2.0"], data_root=DATA, split=split)
+        (job,) = plan_jobs(cfg, spec)
+        assert job.settings.mode == "patches" and job.options == {"patch_size": None}
+        merges[split] = job.settings.merge_iou
+    assert merges == {"val": None, "test": 0.5}  # None: detection.patches.MERGE_IOU (0.1)
+
+
+def test_paper_protocol_through_the_cli(runner, tmp_path_factory) -> None:
+    """`--protocol paper` scores as the authors' code: the head's K classes, clutter as the ignore index K."""
+    run = trained_run(runner, tmp_path_factory)
+    args = [run / "checkpoint.pt", "--datasets", "potsdam,loveda", "--data-root", DATA, "--json"]
+    standard = json.loads(invoke(runner, "evaluate", args).stdout)
+    result = invoke(runner, "evaluate", [*args, "--protocol", "paper"])
+    assert result.exit_code == 0, result.output
+    paper = json.loads(result.stdout)
+    potsdam = paper["datasets"][0]
+    assert [r["class"] for r in potsdam["per_class"]] == [
+        "impervious_surface",
+        "building",
+        "low_vegetation",
+        "tree",
+        "car",
+    ]
+    assert [r["class"] for r in standard["datasets"][0]["per_class"]][-1] == "clutter"  # the standard table: 6 rows
+    assert potsdam["score"] is not None and potsdam["images"] == standard["datasets"][0]["images"]

@@ -220,6 +220,39 @@ def test_layer_decay_is_applied_to_the_finetune_optimizer(tmp_path: Path) -> Non
     assert step("fpn.fpn1.0.weight") == pytest.approx(0.01, rel=0.02)
 
 
+def test_detection_learns_its_position_grid_at_its_own_size(tmp_path: Path) -> None:
+    """As the official detection config: the S4P 32 x 32 grid is resampled once to the detection input's grid
+    and trained there (no resampling per forward at that size); pos_embed gets no weight decay when named."""
+    from s5cli.finetune.data import plan_datasets
+    from s5cli.finetune.model import build_finetune_model
+    from s5cli.models.vit import resample_grid
+    from s5cli.training.optim import OptimConfig, param_groups
+
+    init = _s4p_checkpoint(tmp_path / "s4p.pt")
+    cfg = _tiny_cfg(["dior-r"], **{"model.init": str(init)})
+    plans = plan_datasets(cfg)
+    net = build_finetune_model(cfg, [p.head for p in plans])
+    side = cfg.det_size // 16
+    assert net.spec.img_size == cfg.det_size and net.backbone.pos_embed.shape[1] == side * side
+    expected = resample_grid(_weights(init)["backbone.pos_embed"], side)
+    torch.testing.assert_close(net.backbone.pos_embed.detach(), expected)
+    groups = param_groups(net, OptimConfig(weight_decay=0.05, no_decay=["backbone.pos_embed"]))
+    decay = {n: g["weight_decay"] for g in groups for n in g["names"]}
+    assert decay["backbone.pos_embed"] == 0.0 and decay["backbone.blocks.0.attn.qkv.weight"] == 0.05
+
+
+def test_paper_model_selection_is_the_mean_miou_without_flip() -> None:
+    from s5cli.finetune.data import plan_datasets
+    from s5cli.finetune.run import _validator
+
+    cfg = _tiny_cfg(["potsdam"], protocol="paper")
+    validator = _validator(plan_datasets(cfg), cfg)
+    ((job, _),) = validator.jobs
+    assert job.settings.paper and not job.settings.flip and validator.select == "mIoU"
+    standard = _validator(plan_datasets(_tiny_cfg(["potsdam"])), _tiny_cfg(["potsdam"]))
+    assert standard.jobs[0][0].settings.flip and standard.select is None  # Potsdam: mF1 with flip TTA
+
+
 # ---- end to end --------------------------------------------------------------------------------
 
 

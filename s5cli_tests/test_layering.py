@@ -6,10 +6,11 @@ from pathlib import Path
 import s5cli
 
 ROOT = Path(s5cli.__file__).parent
-# geo -> datasets, metrics -> models, detection -> training -> scoring -> stages -> demo -> cli (docs/architecture.md)
+# geo, geometry -> datasets, metrics -> models, detection -> training -> scoring -> stages -> demo -> cli
+# (docs/architecture.md)
 LAYER = {
     "errors": 0, "config": 0, "console": 0, "__init__": 0,
-    "geo": 1,
+    "geo": 1, "geometry": 1,
     "datasets": 2, "metrics": 2,
     "models": 3, "detection": 3,
     "training": 4,

@@ -92,6 +92,15 @@ def _hoist_global_flags(args: list[str]) -> list[str]:
     return [*flags, *rest, *tail]
 
 
+def _plain_flags(group: Any) -> None:
+    """Show on/off flags as flags in --help: no `<bool>` type column (the option's name is the whole story)."""
+    commands = [group, *getattr(group, "commands", {}).values()]
+    for command in commands:
+        for param in command.params:
+            if getattr(param, "is_flag", False) and not getattr(param, "count", False):
+                param.metavar = ""
+
+
 class OneLineUsageErrors(TyperGroup):
     """The app's group: usage errors print one line and exit 2, like every other error."""
 
@@ -105,6 +114,7 @@ class OneLineUsageErrors(TyperGroup):
     ) -> Any:
         """Run the app; in standalone mode, exit with the command's code."""
         argv = _hoist_global_flags(list(sys.argv[1:] if args is None else args))
+        _plain_flags(self)
         if not standalone_mode:
             return super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
         try:

@@ -16,6 +16,7 @@ from s5cli.cli.options import (
     JsonOpt,
     OptionalOutputOpt,
     OverwriteOpt,
+    ProtocolOpt,
     config_overrides,
     split_names,
 )
@@ -38,6 +39,7 @@ OPTION_FIELDS: dict[str, str] = {
     "overwrite": "overwrite",
     "device": "device",
     "amp": "amp",
+    "protocol": "protocol",
 }
 _COLUMNS = ("dataset", "split", "mode", "images", "metric", "score", "mIoU", "mF1", "OA", "mAP")
 
@@ -66,6 +68,7 @@ def evaluate(
     overwrite: OverwriteOpt = False,
     device: DeviceOpt = None,
     amp: Annotated[str | None, _opt("--amp", help="Mixed precision: off (default), auto, bf16, fp16.")] = None,
+    protocol: ProtocolOpt = None,
     config: ConfigOpt = None,
     json_out: JsonOpt = False,
 ) -> None:

@@ -13,6 +13,7 @@ from s5cli.cli.options import (
     DatasetsOpt,
     DeviceOpt,
     OptionalOutputOpt,
+    ProtocolOpt,
     config_overrides,
     split_names,
 )
@@ -49,6 +50,7 @@ OPTION_FIELDS: dict[str, str] = {
     "batch_size_per_dataset": "batch_size_per_dataset",
     "lr": "optim.lr",
     "amp": "amp",
+    "protocol": "protocol",
     "workers": "workers",
     "eval_every": "eval_every",
     "checkpoint_every": "checkpoint_every",
@@ -81,6 +83,7 @@ def finetune(
     ] = None,
     lr: LrOpt = None,
     amp: AmpOpt = None,
+    protocol: ProtocolOpt = None,
     workers: Annotated[int | None, opt("--workers", help="Data-loading processes per dataset.")] = None,
     eval_every: Annotated[
         int | None, opt("--eval-every", help="Validate every N iterations (default: every epoch).")

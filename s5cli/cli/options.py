@@ -41,6 +41,14 @@ DataRootOpt = Annotated[
     Path | None,
     typer.Option("--data-root", help="Folder holding one sub-folder per dataset.", show_default=False),
 ]
+ProtocolOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--protocol",
+        help="standard (mmseg / GeoSeg / DOTA devkit scoring) or paper (the S5 authors' code, quirks included).",
+        show_default=False,
+    ),
+]
 DatasetsOpt = Annotated[
     str | None,
     typer.Option("--datasets", help="Comma-separated dataset names, e.g. potsdam,loveda.", show_default=False),

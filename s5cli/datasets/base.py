@@ -12,7 +12,7 @@ A dataset item is a dict:
   coordinates of *this* sample's image (after cropping and augmentation; (0, 0) is the top-left
   corner of the top-left pixel); ``"labels"`` int64 (N,); ``"difficult"`` bool (N,);
   ``"truncated"`` bool (N,) (detection datasets; N may be 0; absent on unlabeled splits).
-  Converting polygons to rotated boxes is done by ``s5cli.detection.boxes``, not here.
+  Converting polygons to rotated boxes is done by ``s5cli.geometry.boxes``, not here.
 - ``"dataset"``: the registry name; ``"path"``: the source image file; ``"window"``:
   (col_off, row_off, width, height) of the source pixels when the sample is cut from a larger tile.
 

@@ -93,7 +93,9 @@ def _dota(version: str) -> DatasetInfo:
         loader=f"dota:DOTAv{version.replace('.', '')}",
         layout="{train,val}/images/P####.png with {train,val}/labelTxt/P####.txt, and test/images/",
         # Whole val images by patches merged with rotated NMS; test-dev goes to the server as Task1 files.
-        protocol=Protocol("val", "patches", options={"patch_size": None}, submission_split="test"),
+        protocol=Protocol(
+            "val", "patches", options={"patch_size": None}, submission_split="test", map_rule="dota_devkit"
+        ),
         aliases=(f"DOTA-v{version}", f"DOTAv{version}", f"dota_v{version}", f"dota{version}"),
         patch_size=1024,  # mmrotate / BboxToolkit single-scale split configs
         patch_gap=200,
@@ -174,7 +176,9 @@ DIOR_R = DatasetInfo(
         "JPEGImages-trainval/, JPEGImages-test/, 'Annotations/Oriented Bounding Boxes/{id}.xml' and "
         "ImageSets/Main/{train,val,test}.txt"
     ),
-    protocol=Protocol("test", "detect"),  # mAP VOC07 on test, images resized to the head's size
+    # mAP VOC07 on test, images resized to the head's size; S5 scores it with BboxToolkit, whose DIOR
+    # reader never reads <difficult>: every object counts.
+    protocol=Protocol("test", "detect", count_difficult=True),
     aliases=("DIOR-R", "DIOR", "dior_r", "diorr"),
     crop_size=800,  # whole 800 x 800 images
 )

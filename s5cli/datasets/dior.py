@@ -5,6 +5,8 @@ the order left-top, right-top, right-bottom, left-bottom. Class names are mixed 
 (``Expressway-Service-area``) and are matched lower-cased, by name. ``trainval`` is read from
 ``trainval.txt`` or built as train + val. Degenerate boxes (two equal consecutive corners) are dropped,
 as MTP does. The re-arranged variants (``Annotations/obb/``, one merged ``JPEGImages/``) are accepted.
+``<difficult>`` is read into the samples, but S5's DIOR-R score counts every object (BboxToolkit's
+reader never reads the flag): s5cli.metrics.detection.evaluator_for applies that rule.
 """
 
 from __future__ import annotations

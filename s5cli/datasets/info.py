@@ -55,6 +55,8 @@ class Protocol:
     windows: bool = False  # crop mode on windows the loader cuts at the head's tile size
     options: Mapping[str, Any] = field(default_factory=dict)  # loader options the protocol needs
     submission_split: str | None = None  # the unlabelled split predicted for the benchmark's server
+    map_rule: Literal["bboxtoolkit", "dota_devkit"] = "bboxtoolkit"  # detection: whose mAP matching rule
+    count_difficult: bool = False  # detection: difficult objects are ordinary ground truth
 
 
 @dataclass(frozen=True)

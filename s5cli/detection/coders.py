@@ -1,7 +1,7 @@
 """Box coders of Oriented R-CNN: midpoint offsets (RPN, anchors -> rotated boxes) and rotated deltas (RoI head).
 
 Both follow OBBDetection (`mmdet/core/bbox/coder/obb/midpoint_offset_coder.py` and
-`obb2obb_delta_xywht_coder.py`) in the angle convention of `s5cli.detection.boxes`, so deltas
+`obb2obb_delta_xywht_coder.py`) in the angle convention of `s5cli.geometry.boxes`, so deltas
 predicted by official weights decode to the same boxes.
 """
 
@@ -12,7 +12,7 @@ import math
 import torch
 from torch import Tensor
 
-from s5cli.detection.boxes import (
+from s5cli.geometry.boxes import (
     rboxes_to_corners,
     rboxes_to_hboxes,
     rectangles_to_rboxes,

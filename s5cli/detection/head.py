@@ -4,7 +4,7 @@
 calls for a detection HeadSpec; the module is called as `head(features, image_size, targets)`:
 - features: the four backbone maps (B, D, H/s, W/s), s = 4, 8, 16, 32;
 - image_size: (H, W) of the input batch (anchors outside it are not trained);
-- targets (training): per image {"boxes": (N, 5) rotated boxes (s5cli.detection.boxes convention),
+- targets (training): per image {"boxes": (N, 5) rotated boxes (s5cli.geometry.boxes convention),
   "labels": int64 (N,) in [0, K)}, optionally "ignore": bool (N,) marking boxes to drop (boxes of zero
   width or height are dropped too). "difficult" boxes are ordinary ground truth in training, as in
   OBBDetection; evaluation is where they are ignored.
@@ -38,6 +38,18 @@ class OrientedRCNNHead(nn.Module):
         self.neck = FPN([in_channels] * 4, c, num_outs=len(self.options.anchor_strides))
         self.rpn_head = OrientedRPN(c, self.options)
         self.roi_head = RotatedRoIHead(c, num_classes, self.options)
+        if self.options.init == "s5":  # the modules start as mmdet's init_weights; S5 never ran those
+            self._init_as_s5()
+
+    @torch.no_grad()
+    def _init_as_s5(self) -> None:
+        """The weights S5's detector trains from (DetectionOptions.init): mmcv ConvModule and PyTorch defaults."""
+        for conv in [*self.neck.lateral_convs, *self.neck.fpn_convs]:  # ConvModule.init_weights (kaiming_init)
+            nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(conv.bias)
+        for module in [*self.rpn_head.modules(), *self.roi_head.modules()]:
+            if isinstance(module, nn.Conv2d | nn.Linear):
+                module.reset_parameters()
 
     def forward(
         self, features: list[Tensor], image_size: tuple[int, int], targets: list[dict[str, Tensor]] | None = None

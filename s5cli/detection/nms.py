@@ -13,8 +13,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from s5cli.detection.boxes import hbox_iou, rboxes_to_hboxes
-from s5cli.detection.iou import rotated_iou_aligned
+from s5cli.geometry.boxes import hbox_iou, rboxes_to_hboxes
+from s5cli.geometry.iou import rotated_iou_aligned
 
 
 def keep_from_iou(iou: Tensor, iou_threshold: float) -> Tensor:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -18,6 +18,12 @@ class DetectionOptions(StrictConfig):
     # Network
     fpn_channels: int = Field(256, ge=1)
     fc_channels: int = Field(1024, ge=1)  # OBBShared2FCBBoxHead
+    # Initial weights of a fresh head. "s5": as S5 trained them: OBBTwoStageDetectorMTD.init_weights tests
+    # `neck` / `rpn_head` / `roi_head` attributes it does not have, so it never runs; the necks keep mmcv
+    # ConvModule's construction-time kaiming (fan_out, normal) and the RPN and RoI layers PyTorch's defaults.
+    # "mmdet": what mmdet's init_weights would have set (FPN xavier, RPN normal 0.01, shared FCs xavier,
+    # classifier normal 0.01, regressor normal 0.001). The default is "s5", the init behind the paper's numbers.
+    init: Literal["s5", "mmdet"] = "s5"
     # Anchors: one scale, three ratios per level; the FPN has one level per stride
     anchor_strides: tuple[Annotated[int, Field(ge=1)], ...] = (4, 8, 16, 32, 64)
     anchor_ratios: tuple[Positive, ...] = Field((0.5, 1.0, 2.0), min_length=1)  # height / width

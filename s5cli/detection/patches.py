@@ -1,26 +1,31 @@
 """Detection on images larger than the model's input: overlapping patches, shifted back, merged by rotated NMS.
 
-DOTA's protocol (BboxToolkit split configs `ss_test.json`): 1024 patches with a
-gap (overlap) of 200 pixels, the last row and column snapped to the image edge; detections of every
-patch are shifted to image coordinates and merged with per-class rotated NMS at IoU 0.1
-(OBBDetection `datasets/obb/dota.py::_merge_func`).
+DOTA's protocol (BboxToolkit split configs `ss_test.json`): 1024 patches with a gap (overlap) of 200
+pixels, the last row and column snapped to the image edge, patches past the edge padded with the mean
+colour; detections of every patch are shifted to image coordinates and merged with per-class rotated
+NMS (OBBDetection `datasets/obb/dota.py::_merge_func`). The merge IoU depends on what the result is
+for: 0.1 when scored locally (`DOTADataset.evaluate`, merge_iou_thr=0.1), 0.5 in the files for the
+DOTA server (`tools/test.py --format-only` -> `format_results`, iou_thr=0.5).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from s5cli.console import progress_bar
+from s5cli.datasets.dota import PATCH_PADDING_RGB
 from s5cli.detection.nms import batched_nms
 from s5cli.errors import InputError
 from s5cli.geo.tiles import grid_starts
 
 ModelFn = Callable[[Tensor], list[dict[str, Tensor]]]
+MERGE_IOU = 0.1  # local evaluation
+SUBMISSION_MERGE_IOU = 0.5  # DOTA server (Task1) files
+PAD_COLOUR = tuple(v / 255 for v in PATCH_PADDING_RGB)  # in [0, 1], the model's input scale
 
 
 def patch_origins(height: int, width: int, patch_size: int, gap: int) -> list[tuple[int, int]]:
@@ -31,12 +36,17 @@ def patch_origins(height: int, width: int, patch_size: int, gap: int) -> list[tu
     return [(x, y) for y in grid_starts(height, patch_size, stride) for x in grid_starts(width, patch_size, stride)]
 
 
-def _crop(image: Tensor, x: int, y: int, size: int, pad_value: float) -> Tensor:
+def _crop(image: Tensor, x: int, y: int, size: int, pad_value: float | Sequence[float]) -> Tensor:
     patch = image[:, y : y + size, x : x + size]
-    pad_h, pad_w = size - patch.shape[1], size - patch.shape[2]
-    if pad_h or pad_w:  # images smaller than a patch: pad right and bottom
-        patch = F.pad(patch, (0, pad_w, 0, pad_h), value=pad_value)
-    return patch
+    if patch.shape[1:] == (size, size):
+        return patch
+    # Images smaller than a patch: pad right and bottom, per band.
+    fill = torch.as_tensor(pad_value, dtype=image.dtype, device=image.device).reshape(-1, 1, 1)
+    if fill.shape[0] not in (1, image.shape[0]):
+        raise InputError(f"{fill.shape[0]} padding values for a {image.shape[0]}-band image")
+    out = fill.expand(image.shape[0], size, size).clone()
+    out[:, : patch.shape[1], : patch.shape[2]] = patch
+    return out
 
 
 def merge_detections(
@@ -59,8 +69,8 @@ def detect_large_image(
     patch_size: int = 1024,
     gap: int = 200,
     batch_size: int = 2,
-    nms_iou: float = 0.1,
-    pad_value: float = 0.0,
+    nms_iou: float | None = None,
+    pad_value: float | Sequence[float] = PAD_COLOUR,
     max_detections: int | None = None,
     show_progress: bool = False,
 ) -> dict[str, Tensor]:
@@ -72,8 +82,10 @@ def detect_large_image(
         patch_size: side of the square patches (smaller images are padded to it with pad_value).
         gap: overlap of neighbouring patches in pixels.
         batch_size: patches per model call.
-        nms_iou: rotated IoU above which a lower-scored detection of the same class is dropped when merging.
-        pad_value: value of the padding of patches that reach past the image.
+        nms_iou: rotated IoU above which a lower-scored detection of the same class is dropped when merging;
+            None: MERGE_IOU (local evaluation; SUBMISSION_MERGE_IOU for DOTA server files).
+        pad_value: padding of patches that reach past the image, one value or one per band
+            (default: BboxToolkit's mean colour, which the normalisation maps to about 0).
         max_detections: keep at most this many detections (all when None).
         show_progress: show a progress bar over the patches.
     """
@@ -96,4 +108,4 @@ def detect_large_image(
                 parts.append({"boxes": boxes.cpu(), "scores": det["scores"].cpu(), "labels": det["labels"].cpu()})
             if bar is not None:
                 bar.advance(len(chunk))
-    return merge_detections(parts, nms_iou, max_detections)
+    return merge_detections(parts, MERGE_IOU if nms_iou is None else nms_iou, max_detections)

@@ -5,7 +5,7 @@ output bin averages `sampling_ratio` x `sampling_ratio` bilinear samples placed 
 a regular sub-grid; `aligned=True` shifts box coordinates by half a pixel (continuous coordinates);
 a sample within one pixel outside the map reads the edge value and one farther out reads 0.
 That is grid_sample with border padding, multiplied by an in-range mask.
-Rotated boxes use the convention of `s5cli.detection.boxes`: output columns run along the w side
+Rotated boxes use the convention of `s5cli.geometry.boxes`: output columns run along the w side
 (cos a, -sin a) and rows along the h side (sin a, cos a).
 """
 

@@ -14,10 +14,10 @@ from torch import Tensor, nn
 
 from s5cli.detection.assign import max_iou_assign, random_sample
 from s5cli.detection.coders import DeltaXYWHTCoder
-from s5cli.detection.iou import rotated_iou
 from s5cli.detection.nms import batched_nms
 from s5cli.detection.options import DetectionOptions
 from s5cli.detection.roi_align import rotated_roi_align
+from s5cli.geometry.iou import rotated_iou
 
 
 class RotatedRoIHead(nn.Module):

@@ -12,10 +12,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from s5cli.detection.assign import max_iou_assign, random_sample
-from s5cli.detection.boxes import hbox_iou, rboxes_to_hboxes
 from s5cli.detection.coders import MidpointOffsetCoder
 from s5cli.detection.nms import batched_nms
 from s5cli.detection.options import DetectionOptions
+from s5cli.geometry.boxes import hbox_iou, rboxes_to_hboxes
 
 
 def level_anchors(stride: int, height: int, width: int, ratios: tuple[float, ...], scale: float) -> Tensor:

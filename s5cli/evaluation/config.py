@@ -33,13 +33,14 @@ class EvaluateConfig(StrictConfig):
     flip: bool | None = None  # horizontal-flip TTA; None: each one's protocol
     tile_size: int | None = Field(None, ge=16)  # segmentation tile; None: the size the head was trained at
     det_size: int | None = Field(None, ge=32)  # detection input / patch size; None: the trained size
-    patch_gap: int | None = Field(None, ge=0)  # overlap of detection patches; None: 200 per 1024 (DOTA)
+    patch_gap: int | None = Field(None, ge=0)  # pixels shared by detection patches; None: the head's
     batch_size: int = Field(4, ge=1)  # windows per forward
     max_images: int | None = Field(None, ge=1)  # score the first N samples of each dataset only
     save_predictions: Path | None = None  # folder for server submissions (LoveDA PNGs, DOTA Task1 files)
     output: Path | None = None  # per-class metrics CSV
     overwrite: bool = False
     device: str = "auto"
+    protocol: Literal["standard", "paper"] = "standard"  # paper: the authors' evaluation, quirks included
     amp: Literal["auto", "bf16", "fp16", "off"] = "off"  # off: float32, results independent of the CPU
 
     def settings_for(self, name: str) -> EvalDatasetSettings:

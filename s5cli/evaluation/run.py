@@ -48,6 +48,7 @@ def plan_jobs(cfg: EvaluateConfig, spec: Any) -> list[Job]:
             batch_size=cfg.batch_size,
             max_images=cfg.max_images,
             options=own.options,
+            protocol=cfg.protocol,
         )
         jobs.append(plan_job(info, head, root, choices, spec.preset))
     check_settings_keys(cfg.dataset_settings, [job.name for job in jobs])

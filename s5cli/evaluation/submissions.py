@@ -6,7 +6,8 @@
   writes pred + 1 and needs fixing, we write the class index itself). Windows cut from a larger tile
   (ISPRS) get `<stem>_<col>_<row>.png`.
 - Detection: DOTA Task1 files `Task1_<class>.txt` with `imgname score x1 y1 ... x4 y4` lines, one set of
-  files per dataset (docs/datasets.md, DOTA), written by s5cli.metrics.detection.write_dota_task1.
+  files per dataset (docs/datasets.md, DOTA), written by s5cli.metrics.detection.write_dota_task1. For the
+  server's split the patches were merged at IoU 0.5 (s5cli.detection.patches.SUBMISSION_MERGE_IOU).
 """
 
 from __future__ import annotations

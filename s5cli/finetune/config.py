@@ -12,7 +12,7 @@ length, S5's id-list repetition) unless `iterations` is given. The run controls 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -77,6 +77,9 @@ class FinetuneConfig(RunSettings):
     accumulation: int = Field(1, ge=1)  # micro-batches per optimiser step
     optim: OptimConfig = Field(default_factory=lambda: OptimConfig(lr=5e-5, weight_decay=0.05))
     schedule: ScheduleConfig = Field(default_factory=lambda: ScheduleConfig(name="cosine_epoch"))
+    # validation and best.pt: "standard" scores each dataset by its protocol and metric; "paper" as the
+    # authors select (the mean mIoU without flip, their scoring quirks included)
+    protocol: Literal["standard", "paper"] = "standard"
 
     def settings_for(self, name: str) -> DatasetSettings:
         """The settings of a dataset (given by registry name or alias), defaults when absent."""

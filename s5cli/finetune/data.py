@@ -115,7 +115,7 @@ def collate_seg(samples: list[dict[str, Any]]) -> dict[str, Any]:
 
 def collate_det(samples: list[dict[str, Any]]) -> dict[str, Any]:
     """Images (B, C, H, W) and per-image targets {"boxes" (N, 5) rotated boxes, "labels" (N,)}."""
-    from s5cli.detection.boxes import polygons_to_rboxes
+    from s5cli.geometry.boxes import polygons_to_rboxes
 
     batch = collate_detection(samples)
     targets = [

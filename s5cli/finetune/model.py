@@ -40,17 +40,31 @@ def _check_width(preset: str, width: int, moe: bool) -> None:
         raise ConfigError(f"model.expert_width {width} must be below the width of {preset} ({dim})")
 
 
-def _dense_init(path: Path, cfg: FinetuneConfig) -> S5Model:
-    """The init checkpoint as a dense model with the run's drop-path (weights unchanged)."""
+def position_size(heads: list[HeadSpec]) -> int:
+    """The input size the position embedding is learned at: the largest one a head trains at.
+
+    The official detection config builds its ViT at 1024 (a 64 x 64 grid interpolated once from the
+    S4P 32 x 32 and then trained), its segmentation one at 512.
+    """
+    return max(h.input.size for h in heads)
+
+
+def _dense_init(path: Path, cfg: FinetuneConfig, img_size: int) -> S5Model:
+    """The init checkpoint as a dense model with the run's drop-path, its position grid at `img_size`."""
     from s5cli.models.checkpoint import load_checkpoint
+    from s5cli.models.presets import get_preset
+    from s5cli.models.vit import resample_grid
 
     loaded, spec, _ = load_checkpoint(path)
     if cfg.model.preset is not None and cfg.model.preset != spec.preset:
         raise ConfigError(f"model.preset is {cfg.model.preset} but the init checkpoint {path} is a {spec.preset}")
     if len(spec.input.bands) != 3:
         raise InputError(f"the init checkpoint takes {len(spec.input.bands)} bands; the benchmarks are RGB", path)
-    dense = build_model(_respec(spec, drop_path=cfg.model.drop_path))
-    dense.load_state_dict(loaded.state_dict())
+    dense = build_model(_respec(spec, drop_path=cfg.model.drop_path, img_size=img_size))
+    weights = loaded.state_dict()
+    grid = img_size // get_preset(spec.preset).patch_size
+    weights["backbone.pos_embed"] = resample_grid(weights["backbone.pos_embed"], grid)  # once, here
+    dense.load_state_dict(weights)
     return dense
 
 
@@ -89,7 +103,7 @@ def build_finetune_model(cfg: FinetuneConfig, heads: list[HeadSpec]) -> S5Model:
             heads=heads,
             moe=moe,
             expert_width=cfg.model.expert_width,
-            img_size=cfg.crop_size,
+            img_size=position_size(heads),
             drop_path=cfg.model.drop_path,
             decoder_channels=cfg.model.decoder_channels,
         )
@@ -109,7 +123,7 @@ def build_finetune_model(cfg: FinetuneConfig, heads: list[HeadSpec]) -> S5Model:
 
             model = load_checkpoint(init)[0].train()
         else:
-            dense = _dense_init(init, cfg)
+            dense = _dense_init(init, cfg, position_size(heads))
             width = cfg.model.expert_width
             if moe:
                 _check_width(dense.spec.preset, width, True)

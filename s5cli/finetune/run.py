@@ -34,9 +34,12 @@ def _validator(plans: list[DatasetPlan], cfg: FinetuneConfig) -> Validator | Non
     for plan in plans:
         if plan.val_split is None:
             continue
-        choices = Choices(split=plan.val_split, options=plan.options, max_images=cfg.eval_max_images, on_patches=True)
+        choices = Choices(
+            split=plan.val_split, options=plan.options, max_images=cfg.eval_max_images, on_patches=True,
+            protocol=cfg.protocol, flip=False if cfg.protocol == "paper" else None,
+        )  # fmt: skip
         jobs.append(plan_job(plan.info, plan.head, plan.root, choices, cfg.model.preset))
-    validator = Validator(jobs)
+    validator = Validator(jobs, select="mIoU" if cfg.protocol == "paper" else None)
     return validator if validator else None
 
 

@@ -1,8 +1,8 @@
 """Detection checkpoints in `s5 predict`: oriented boxes over a whole scene, as polygons in the scene CRS.
 
 The DOTA protocol of s5cli.detection.patches (overlapping patches, detections shifted to image pixels,
-per-class rotated NMS at IoU 0.1), but streamed: patches are read window by window (a background thread
-reads the next batch while the model runs), never the whole scene, and the NMS merge runs row of patches
+per-class rotated NMS at its MERGE_IOU), but streamed: patches are read window by window (a background
+thread reads the next batch while the model runs), never the whole scene, and the NMS merge runs row of patches
 by row of patches. After each row, boxes that lie wholly above the next row's first pixel can meet no
 later box, so they are final; the others wait for the next row. Memory holds one row's detections.
 """
@@ -18,14 +18,12 @@ import torch
 from rasterio.windows import Window
 
 from s5cli.console import progress_bar
-from s5cli.detection.boxes import rboxes_to_corners, rboxes_to_hboxes
-from s5cli.detection.patches import merge_detections, patch_origins
+from s5cli.detection.patches import MERGE_IOU, merge_detections, patch_origins
+from s5cli.geometry.boxes import rboxes_to_corners, rboxes_to_hboxes
 from s5cli.inference.sources import WindowSource
 
 if TYPE_CHECKING:
     from s5cli.inference.predictor import Predictor
-
-NMS_IOU = 0.1  # OBBDetection datasets/obb/dota.py::_merge_func
 
 
 def detect_source(
@@ -36,7 +34,7 @@ def detect_source(
     batch_size: int = 2,
     bands: list[int] | None = None,
     normalise: Any = None,
-    nms_iou: float = NMS_IOU,
+    nms_iou: float = MERGE_IOU,
     description: str = "detect",
 ) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
     """Oriented boxes of a whole source in its pixel coordinates: ({"boxes" (M, 5), "scores", "labels"}, stats)."""

@@ -1,12 +1,21 @@
-"""Rotated-box mAP (DIOR-R / DOTA protocol) and DOTA's Task1 submission files.
+"""Rotated-box mAP as the reference evaluators compute it, and DOTA's Task1 submission files.
 
-Follows BboxToolkit's `eval_map` as S5 uses it for DIOR-R: per class, detections
-sorted by score are matched greedily to the ground truth of their image by polygon IoU; a match with
-IoU >= 0.5 to an unmatched GT is a true positive, to an already matched GT a false positive; a best
-match that is `difficult` counts as neither and difficult GTs are left out of the recall denominator;
-AP is VOC07 11-point by default ("area" gives the area under the interpolated curve) and classes
-without ground truth are left out of the mean. `strict=True` uses IoU > threshold as the DOTA devkit.
-IoU is computed on polygons with shapely, so non-rectangular GT quadrilaterals are scored exactly.
+Per class, detections are matched greedily, best score first, to the ground truth of their image by
+polygon IoU: the best-overlapping GT (first of equals) above the threshold is a true positive if
+unmatched, else a false positive; a best match that is ignored (``difficult`` where the rule ignores
+it) counts as neither and ignored GTs are left out of the recall denominator. AP is VOC07 11-point by
+default ("area" gives the area under the interpolated curve); classes without ground truth are left
+out of the mean. The rules of the two references (``evaluator_for`` picks the one a benchmark's
+published numbers come from):
+- DOTA devkit ``dota_evaluation_task1.py::voc_eval``: a match needs IoU > 0.5, difficult objects are
+  ignored, detections are matched in one score order over all images;
+- BboxToolkit / OBBDetection ``eval_arb_map`` (S5's DIOR-R scoring): IoU >= 0.5, matched image by
+  image; DIOR-R counts every object, because BboxToolkit's DIOR reader never reads ``<difficult>``.
+Score order is numpy's default argsort of the negated scores, as both references sort, so tied scores
+resolve as they do there. IoU is exact polygon clipping in float64 (s5cli.geometry.iou), so
+non-rectangular ground-truth quadrilaterals are scored exactly and coincident or edge-sharing
+polygons are not lost to GEOS overlay errors; corners listed in a crossing order are read as their
+convex hull.
 """
 
 from __future__ import annotations
@@ -14,17 +23,21 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
-import shapely
 import torch
 
-from s5cli.detection.boxes import rboxes_to_polygons
+from s5cli.datasets.polygons import untangle
 from s5cli.errors import InputError
 from s5cli.geo.files import atomic_output
+from s5cli.geometry.boxes import rboxes_to_polygons
+from s5cli.geometry.iou import quad_iou
 
 Metric = Literal["voc07", "area"]
+MatchOrder = Literal["image", "global"]
+# VOC07 recall thresholds, built as both references build them (i * 0.1, so 0.30000000000000004).
+_VOC07_RECALLS = np.arange(0.0, 1.1, 0.1)
 
 
 def _flat(values: object, dtype: type) -> np.ndarray:
@@ -43,36 +56,18 @@ def _polygons(boxes: object) -> np.ndarray:
     return (rboxes_to_polygons(t) if t.shape[1] == 5 else t).numpy()
 
 
-def _shapes(polys: np.ndarray) -> np.ndarray:
-    geoms = shapely.polygons(polys.reshape(-1, 4, 2))
-    bad = ~shapely.is_valid(geoms)
-    if bad.any():  # a quad listed in a self-crossing order: score its convex hull
-        geoms[bad] = shapely.convex_hull(geoms[bad])
-    return geoms
-
-
 def polygon_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pairwise IoU (N, M) of polygons a (N, 8) and b (M, 8); only pairs whose bounds overlap are clipped."""
-    out = np.zeros((len(a), len(b)))
-    if out.size == 0:
-        return out
-    lo_a, hi_a = a.reshape(-1, 4, 2).min(1), a.reshape(-1, 4, 2).max(1)
-    lo_b, hi_b = b.reshape(-1, 4, 2).min(1), b.reshape(-1, 4, 2).max(1)
-    overlap = (np.minimum(hi_a[:, None], hi_b[None]) > np.maximum(lo_a[:, None], lo_b[None])).all(-1)
-    i, j = np.nonzero(overlap)
-    if len(i):
-        ga, gb = _shapes(a), _shapes(b)
-        inter = shapely.area(shapely.intersection(ga[i], gb[j]))
-        union = shapely.area(ga[i]) + shapely.area(gb[j]) - inter
-        out[i, j] = np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
-    return out
+    ta = torch.from_numpy(untangle(np.asarray(a, np.float64)))
+    tb = torch.from_numpy(untangle(np.asarray(b, np.float64)))
+    return quad_iou(ta, tb).numpy()
 
 
 def average_precision(recall: np.ndarray, precision: np.ndarray, metric: Metric = "voc07") -> float:
     """AP from a precision/recall curve in score order: VOC07 11-point, or the area under its monotone envelope."""
     if metric == "voc07":
-        points = [precision[recall >= t].max() if (recall >= t).any() else 0.0 for t in np.linspace(0, 1, 11)]
-        return float(np.mean(points))
+        points = [precision[recall >= t].max() if (recall >= t).any() else 0.0 for t in _VOC07_RECALLS]
+        return float(sum(points) / 11)
     if metric != "area":
         raise InputError(f"unknown AP metric '{metric}'; choose voc07 or area")
     mrec = np.concatenate([[0.0], recall, [1.0]])
@@ -116,6 +111,8 @@ class DetectionEvaluator:
     iou_threshold: float = 0.5
     metric: Metric = "voc07"
     strict: bool = False  # True: a match needs IoU > threshold (DOTA devkit); False: >= (BboxToolkit)
+    ignore_difficult: bool = True  # False: difficult objects are ordinary ground truth (DIOR-R in S5)
+    match_order: MatchOrder = "image"  # "global": one score order over all images (DOTA devkit)
     images: list[_Image] = field(default_factory=list)
 
     def reset(self) -> None:
@@ -139,39 +136,52 @@ class DetectionEvaluator:
             raise InputError("boxes, scores, labels and difficult flags must have the same length")
         self.images.append(_Image(det, scores, det_labels, gt, gt_labels, difficult))
 
+    def _matches(self, iou: np.ndarray, ignored: np.ndarray, order: np.ndarray) -> np.ndarray:
+        """1 TP, -1 FP, 0 neither, per detection (rows of iou, input order), matched in `order`."""
+        result = np.full(iou.shape[0], -1, np.int8)
+        if iou.shape[1] == 0:
+            return result
+        best, best_iou = iou.argmax(1), iou.max(1)
+        passed = best_iou > self.iou_threshold if self.strict else best_iou >= self.iou_threshold
+        matched = np.zeros(iou.shape[1], bool)
+        for k in order:
+            if not passed[k]:
+                continue
+            g = best[k]
+            if ignored[g]:
+                result[k] = 0
+            elif not matched[g]:
+                result[k], matched[g] = 1, True
+        return result
+
     def _class_curve(self, c: int) -> tuple[np.ndarray, np.ndarray, int, int]:
-        hits, scores, npos = [], [], 0
+        per_image, npos = [], 0
         for img in self.images:
             g = img.gt_labels == c
-            gt, diff = img.gt[g], img.difficult[g]
-            npos += int((~diff).sum())
+            gt = img.gt[g]
+            ignored = img.difficult[g] if self.ignore_difficult else np.zeros(int(g.sum()), bool)
+            if self.match_order == "image":  # BboxToolkit stacks the ignored GTs after the others
+                stack = np.argsort(ignored, kind="stable")
+                gt, ignored = gt[stack], ignored[stack]
+            npos += int((~ignored).sum())
             d = img.det_labels == c
-            if not d.any():
-                continue
-            order = np.argsort(-img.scores[d], kind="stable")
-            det, sc = img.det[d][order], img.scores[d][order]
-            iou = polygon_iou(det, gt)
-            matched = np.zeros(len(gt), bool)
-            result = np.zeros(len(det), np.int8)  # 1 TP, -1 FP, 0 ignored
-            for k in range(len(det)):
-                best = int(iou[k].argmax()) if len(gt) else -1
-                ok = best >= 0 and (
-                    iou[k, best] > self.iou_threshold if self.strict else iou[k, best] >= self.iou_threshold
-                )
-                if not ok:
-                    result[k] = -1
-                elif diff[best]:
-                    result[k] = 0
-                elif not matched[best]:
-                    result[k], matched[best] = 1, True
-                else:
-                    result[k] = -1
-            hits.append(result)
-            scores.append(sc)
-        if not hits:
+            per_image.append((img.det[d], img.scores[d], gt, ignored))
+        scores = np.concatenate([p[1] for p in per_image]) if per_image else np.zeros(0)
+        ranking = np.argsort(-scores)  # numpy's default sort, as both references
+        rank_of = np.empty(len(ranking), np.int64)
+        rank_of[ranking] = np.arange(len(ranking))
+        results, start = [], 0
+        for det, sc, gt, ignored in per_image:
+            if len(det):
+                if self.match_order == "image":
+                    order = np.argsort(-sc)
+                else:  # the global score order, restricted to this image
+                    order = np.argsort(rank_of[start : start + len(det)], kind="stable")
+                results.append(self._matches(polygon_iou(det, gt), ignored, order))
+            start += len(det)
+        if not results:
             return np.zeros(0), np.zeros(0), npos, 0
-        result, sc = np.concatenate(hits), np.concatenate(scores)
-        result = result[np.argsort(-sc, kind="stable")]
+        result = np.concatenate(results)[ranking]
         tp, fp = np.cumsum(result == 1), np.cumsum(result == -1)
         recall = tp / max(npos, 1)
         precision = tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
@@ -187,6 +197,30 @@ class DetectionEvaluator:
         valid = [v for v in ap.values() if not np.isnan(v)]
         mean = float(np.mean(valid)) if valid else float("nan")
         return DetectionResult(mean, ap, num_gt, num_det, self.metric, self.iou_threshold)
+
+
+# The evaluator each benchmark's published numbers come from.
+_DOTA_DEVKIT: dict[str, Any] = {"strict": True, "ignore_difficult": True, "match_order": "global"}
+_BBOXTOOLKIT: dict[str, Any] = {"strict": False, "ignore_difficult": True, "match_order": "image"}
+_RULES: dict[str, dict[str, Any]] = {"dota_devkit": _DOTA_DEVKIT, "bboxtoolkit": _BBOXTOOLKIT}
+
+
+def evaluator_for(dataset: Any) -> DetectionEvaluator:
+    """An evaluator with a dataset's classes and its reference's matching rule (a name or a DatasetInfo).
+
+    The record's protocol names the rule: DOTA the DOTA devkit's (the evaluation server's), DIOR-R S5's
+    BboxToolkit scoring with difficult objects counted, other datasets BboxToolkit's.
+    """
+    from s5cli.datasets.registry import dataset_info
+
+    info = dataset_info(dataset) if isinstance(dataset, str) else dataset
+    if info.task != "detection":
+        raise InputError(f"{info.name} is a {info.task} dataset; detection metrics do not apply")
+    proto = info.protocol
+    rule = dict(_RULES[proto.map_rule if proto is not None else "bboxtoolkit"])
+    if proto is not None and proto.count_difficult:
+        rule["ignore_difficult"] = False
+    return DetectionEvaluator(list(info.classes), **rule)
 
 
 def write_dota_task1(

@@ -134,6 +134,57 @@ class ConfusionMatrix:
         }
 
 
+class PaperScores:
+    """S5's own scoring (util/utils.py::intersectionAndUnion, evaluate.py), quirks included.
+
+    Per image, predictions at pixels whose target is `ignore_index` are set to it; numpy histograms with
+    bins 0..K count intersection, prediction and target areas, the last bin [K-1, K] closed, so an
+    ignore index of K (ISPRS clutter) adds every ignored pixel to class K-1 as a correct one. Per class
+    IoU = I / (U + 1e-10), F1 from precision I / (P + 1e-10) and recall I / (T + 1e-10) (0/0 is NaN),
+    means over all K classes; OA = sum I / (sum T + 1e-10). Values are fractions.
+    """
+
+    def __init__(self, class_names: Sequence[str], ignore_index: int) -> None:
+        self.class_names = list(class_names)
+        self.num_classes = len(self.class_names)
+        self.ignore_index = ignore_index
+        self.matrix = np.zeros((4, self.num_classes), dtype=np.int64)  # intersection, union, target, output
+
+    def update(self, pred: Any, target: Any) -> None:
+        """Add one image's predicted and target ids (same shape)."""
+        output = _as_tensor(pred).reshape(-1).cpu().numpy().astype(np.int64).copy()
+        label = _as_tensor(target).reshape(-1).cpu().numpy().astype(np.int64)
+        if output.shape != label.shape:
+            raise ValueError(f"prediction shape {output.shape} != target shape {label.shape}")
+        output[label == self.ignore_index] = self.ignore_index
+        bins = np.arange(self.num_classes + 1)
+        inter = np.histogram(output[output == label], bins=bins)[0]
+        area_out = np.histogram(output, bins=bins)[0]
+        area_tgt = np.histogram(label, bins=bins)[0]
+        self.matrix += np.stack([inter, area_out + area_tgt - inter, area_tgt, area_out])
+
+    def summary(self) -> dict[str, Any]:
+        """mIoU, mF1, OA, per-class IoU and F1, as the authors' evaluate.py computes them (as fractions)."""
+        inter, union, tgt, out = self.matrix.astype(np.float64)
+        iou = inter / (union + 1e-10)
+        recall, precision = inter / (tgt + 1e-10), inter / (out + 1e-10)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            f1 = 2 * precision * recall / (precision + recall)
+
+        def clean(v: float) -> float | None:
+            return None if np.isnan(v) else float(v)
+
+        return {
+            "mIoU": clean(float(np.mean(iou))),
+            "mF1": clean(float(np.mean(f1))),
+            "OA": clean(float(inter.sum() / (tgt.sum() + 1e-10))),
+            "IoU": {n: clean(v) for n, v in zip(self.class_names, iou)},
+            "F1": {n: clean(v) for n, v in zip(self.class_names, f1)},
+            "excluded": [],
+            "pixels": int(tgt.sum()),
+        }
+
+
 def metrics_for(dataset: Any) -> ConfusionMatrix:
     """An accumulator with a dataset's label classes, the ignore value and the classes left out of the means.
 

@@ -17,6 +17,7 @@ that a crafted spec (a 65536 px position embedding) allocates nothing before it 
 
 from __future__ import annotations
 
+import argparse
 import enum
 import os
 import pickle
@@ -119,6 +120,24 @@ def _check_checksum(ckpt: dict, path: str | os.PathLike[str]) -> None:
         raise InputError("the weights do not match their checksum: the file is corrupted", path)
 
 
+def official_globals() -> list:
+    """The harmless non-tensor types released S5, MAE and mmcv-runner files hold, which safe_load may rebuild.
+
+    - numpy scalars and dtypes (e.g. S5's best-mIoU float64): values rebuilt from raw bytes;
+    - argparse.Namespace (MAE's training checkpoints keep their command line under ``args``): an
+      attribute bag whose values are unpickled under the same rules, so it can hold nothing else.
+    Every other global is still refused before anything of the file runs.
+    """
+    import numpy as np
+
+    try:
+        from numpy._core.multiarray import scalar
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import scalar  # type: ignore[no-redef]
+    kinds = ("float64", "float32", "float16", "int64", "int32", "bool")
+    return [scalar, np.dtype, *(type(np.dtype(k)) for k in kinds), argparse.Namespace]
+
+
 def _unsafe_globals(path: Path) -> list[str]:
     try:  # scans the pickle opcodes without running them
         return list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
@@ -131,7 +150,7 @@ def safe_load(path: str | os.PathLike[str], allow: list | None = None) -> Any:
 
     Args:
         path: the file.
-        allow: extra globals known to be harmless (e.g. numpy scalars in official checkpoints).
+        allow: extra globals known to be harmless (official_globals() for released files).
     """
     p = check_input(path, "file")
     try:

@@ -1,29 +1,37 @@
-"""Convert the released S5 weights (mmcv/mmseg key names) into our checkpoints.
+"""Convert the released S5 weights (mmcv/mmseg key names) and MAE / timm ViTs into our checkpoints.
 
 Handled files:
 - `vit_*_s4p.pth`: backbone only, bare ViT keys (`patch_embed.projection.*`, `layers.i.*`, `fpn1.*`) or `backbone.*`;
 - `vit_*_s4p_upernet.pth`: `encoder.*`, `semsegdecoder.decode_head.*`, `semseghead.1.*` (S4P, 16 iSAID classes);
 - `s5_vit_b_moe_mdf.pth`: MoE encoder (`ffn.experts.k`), `semsegdecoder[_<ds>].decode_head.*`, `semseghead_<ds>.1.*`;
-- detection files (`backbone.*`, `neck_*`, `rpn_head_*`, `roi_head_*`): heads mapped by official_detection.py.
+- detection files as the mmcv runner saves them (`meta` / `state_dict` / `optimizer`; `backbone.*`, `neck_*`,
+  `rpn_head_*`, `roi_head_*`, fp16 for ViT-B): heads mapped by official_detection.py;
+- MAE (`mae_pretrain_vit_*.pth`, training checkpoints with `args`) and plain timm ViT state dicts: renamed as
+  S4P's `ViT.init_weights` renames them (S4_Pretrain/model/backbone/vit.py), the cls position dropped and
+  the position embedding resized bicubically to the S4P grid (512 px); MAE's decoder and final norm are
+  reported as not mapped, as S5's ViT has neither.
 `module.` prefixes are stripped and `model` / `state_dict` wrappers unwrapped. The preset is inferred from
 the shapes. The attention `in_proj` already has our fused qkv layout ([q; k; v] rows), so nothing is split.
+MoE experts are stored by index in the official task order (segmentation vaihingen, potsdam, openearthmap,
+loveda; detection dior, dota); each of our datasets takes the expert of the official task its decoder or
+detection head is matched to by name, so `--datasets` may come in any order.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import torch
+from timm.layers import resample_abs_pos_embed
 
 from s5cli.errors import InputError
 from s5cli.geo.files import check_output
-from s5cli.models.checkpoint import check_tensors, safe_load, save_checkpoint
+from s5cli.models.checkpoint import check_tensors, official_globals, safe_load, save_checkpoint
 from s5cli.models.known_heads import S5_SEGMENTATION_DATASETS, known_head
 from s5cli.models.network import build_model, head_key
-from s5cli.models.presets import preset_for_shape
+from s5cli.models.presets import get_preset, preset_for_shape
 from s5cli.models.spec import HeadSpec, ModelSpec
 
 _BACKBONE_RULES = [
@@ -40,6 +48,18 @@ _BACKBONE_RULES = [
     (r"fpn1\.1\.ln\.(weight|bias)", r"fpn.fpn1.1.\1"),
     (r"fpn2\.0\.(weight|bias)", r"fpn.fpn2.0.\1"),
 ]
+# timm / MAE names -> the official mmcv names, as S4P's ViT.init_weights renames them.
+_TIMM_RULES = [
+    (r"patch_embed\.proj\.(weight|bias)", r"patch_embed.projection.\1"),
+    (r"blocks\.(\d+)\.norm([12])\.(weight|bias)", r"layers.\1.ln\2.\3"),
+    (r"blocks\.(\d+)\.attn\.qkv\.(weight|bias)", r"layers.\1.attn.attn.in_proj_\2"),
+    (r"blocks\.(\d+)\.attn\.proj\.(weight|bias)", r"layers.\1.attn.attn.out_proj.\2"),
+    (r"blocks\.(\d+)\.mlp\.fc1\.(weight|bias)", r"layers.\1.ffn.layers.0.0.\2"),
+    (r"blocks\.(\d+)\.mlp\.fc2\.(weight|bias)", r"layers.\1.ffn.layers.1.\2"),
+]
+_TIMM = re.compile(r"(blocks\.\d+\.|patch_embed\.proj\.)")
+# S4P builds its ViT at 512 px (32 x 32 positions), the grid the MAE position embedding is resized to.
+S4P_IMG_SIZE = ModelSpec.model_fields["img_size"].default
 _BACKBONE_PREFIXES = ("encoder.", "backbone.")
 _BARE_BACKBONE = re.compile(r"(patch_embed|pos_embed|cls_token|layers|fpn\d|ln1)\b")
 _DETECTION = re.compile(r"(neck|rpn_head|roi_head)[._]")  # per-task `neck_dior.` or single `neck.`
@@ -77,6 +97,25 @@ def map_backbone_key(key: str) -> str | None:
     return None
 
 
+def _timm_to_official(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """A timm / MAE state dict under the official mmcv names; returns it and {new name: name in the file}."""
+    renamed, names = {}, {}
+    for key, value in state.items():
+        new = next((re.sub(p, t, key) for p, t in _TIMM_RULES if re.fullmatch(p, key)), key)
+        renamed[new], names[new] = value, key
+    return renamed, names
+
+
+def _resized_pos_embed(pos: torch.Tensor, side: int) -> torch.Tensor:
+    """(1, g*g, D) position embedding bicubically resized to side x side (align_corners=False, as init_weights)."""
+    old = round(pos.shape[1] ** 0.5)
+    if old == side:
+        return pos
+    return resample_abs_pos_embed(
+        pos.float(), new_size=[side, side], old_size=[old, old], num_prefix_tokens=0, antialias=False
+    ).to(pos.dtype)
+
+
 def _split_backbone(state: dict[str, torch.Tensor]) -> tuple[dict, dict, dict[str, str]]:
     """(backbone keys without prefix, everything else, {backbone key: key in the file})."""
     backbone, rest, names = {}, {}, {}
@@ -111,12 +150,12 @@ def _pick(available: list[str], prefix: str, name: str, position: int, defaults:
 
 def _segmentation_heads(
     rest: dict[str, torch.Tensor], names: list[str], moe: bool
-) -> tuple[list[HeadSpec], dict[str, str]]:
-    """Head specs and {official module prefix: our module prefix} for decoders and class heads."""
+) -> tuple[list[HeadSpec], dict[str, str], list[int]]:
+    """Head specs, {official module prefix: our module prefix} and each dataset's official expert index."""
     decoders = _modules(rest, r"(semsegdecoder[^.]*)\.decode_head\.")
     classifiers = _modules(rest, r"(semseghead[^.]*)\.1\.weight$")
     dec_defaults, cls_defaults = (_MOE_DECODERS, _MOE_HEADS) if moe else (["semsegdecoder"], ["semseghead"])
-    heads, prefixes, used_dec, used_cls = [], {}, set(), set()
+    heads, prefixes, experts, used_dec, used_cls = [], {}, [], set(), set()
     for position, name in enumerate(names):
         decoder = _pick(decoders, "semsegdecoder", name, position, dec_defaults, used_dec)
         classifier = _pick(classifiers, "semseghead", name, position, cls_defaults, used_cls)
@@ -127,7 +166,30 @@ def _segmentation_heads(
             prefixes[f"{decoder}.decode_head."] = f"heads.{head_key(name)}.decoder."
         if classifier:
             prefixes[f"{classifier}.1."] = f"heads.{head_key(name)}.classifier.1."
-    return heads, prefixes
+        # The expert trained with this decoder and head: their index in the official task order.
+        if decoder in dec_defaults:
+            experts.append(dec_defaults.index(decoder))
+        elif classifier in cls_defaults:
+            experts.append(cls_defaults.index(classifier))
+        else:
+            experts.append(_task_index(name, position))
+    return heads, prefixes, experts
+
+
+def _task_index(name: str, position: int) -> int:
+    """A dataset's expert in the official segmentation order (vaihingen, potsdam, ...), else its position."""
+    known = [n.lower() for n in S5_SEGMENTATION_DATASETS]
+    return known.index(name.lower()) if name.lower() in known else position
+
+
+def _expert_permutation(sources: list[int], count: int) -> dict[int, int]:
+    """{official expert index: our expert index} from the official expert each of our datasets takes."""
+    if sorted(sources) != list(range(count)):
+        raise InputError(
+            f"cannot tell which of the {count} experts each dataset takes (matched {sources}); "
+            "name the datasets as the file's tasks with --datasets"
+        )
+    return {src: ours for ours, src in enumerate(sources)}
 
 
 def _map_prefixed(rest: dict[str, torch.Tensor], prefixes: dict[str, str]) -> tuple[dict, dict, list[str]]:
@@ -140,14 +202,6 @@ def _map_prefixed(rest: dict[str, torch.Tensor], prefixes: dict[str, str]) -> tu
             target = prefixes[prefix] + key[len(prefix) :]
             mapped[target], origin[target] = value, key
     return mapped, origin, unmapped
-
-
-def _detection_mapper() -> Callable | None:
-    try:
-        from s5cli.models.official_detection import map_detection_keys
-    except ImportError:
-        return None
-    return map_detection_keys
 
 
 def _dims(tensor: torch.Tensor, key: str, ndim: int) -> torch.Size:
@@ -172,31 +226,39 @@ def _grid_pos_embed(pos: torch.Tensor) -> tuple[torch.Tensor, int]:
 def convert_official(
     state: dict[str, torch.Tensor], datasets: list[str] | None = None
 ) -> tuple[ModelSpec, dict[str, torch.Tensor], dict[str, str], list[str]]:
-    """Map an official state dict to ours.
+    """Map an official (or MAE / timm) state dict to ours.
 
     Returns:
         (spec, our state dict, {our key: official key}, official keys that could not be mapped).
     """
+    from s5cli.models.official_detection import map_detection_keys, task_experts
+
+    timm = any(_TIMM.match(k) for k in state)
+    renamed: dict[str, str] = {}
+    if timm:
+        state, renamed = _timm_to_official(state)
     backbone, rest, file_keys = _split_backbone(state)
+    file_keys = {k: renamed.get(v, v) for k, v in file_keys.items()}
     weight = backbone["patch_embed.projection.weight"]  # (D, C, 16, 16)
     _dims(weight, "patch_embed.projection.weight", 4)
     if weight.shape[1] != 3:
         raise InputError(f"the patch embedding takes {weight.shape[1]} bands; the S5 weights are RGB")
     depth = 1 + max((int(m.group(1)) for k in backbone if (m := re.match(r"layers\.(\d+)\.", k))), default=-1)
     preset = preset_for_shape(weight.shape[0], depth)
+    patch = get_preset(preset).patch_size
+    if tuple(weight.shape[-2:]) != (patch, patch):
+        raise InputError(
+            f"the patch embedding is {weight.shape[-2]}x{weight.shape[-1]}, but S5's {preset} uses {patch}x{patch} "
+            "patches (S5 pre-trains a patch-16 MAE; the public MAE ViT-H/14 does not fit)"
+        )
     experts = {int(m.group(1)) for k in backbone if (m := re.search(r"\.ffn\.experts\.(\d+)\.", k))}
     width = next((_dims(v, k, 2)[0] for k, v in backbone.items() if ".ffn.experts." in k and k.endswith("weight")), 256)
     pos, side = _grid_pos_embed(backbone.get("pos_embed", torch.zeros(1, 1024, weight.shape[0])))
+    if timm:  # S4P's init: the MAE grid (14 x 14 at 224 px) resized to the S4P input
+        side = S4P_IMG_SIZE // patch
+        pos = _resized_pos_embed(pos, side)
     if "pos_embed" in backbone:
         backbone["pos_embed"] = pos
-
-    ours, origin, unmapped = {}, {}, []
-    for key, value in backbone.items():
-        target = map_backbone_key(key)
-        if target is None:
-            unmapped.append(file_keys[key])
-        else:
-            ours[target], origin[target] = value, file_keys[key]
 
     detection = any(_DETECTION.match(k) for k in rest)
     if detection:
@@ -208,24 +270,35 @@ def convert_official(
         raise InputError("a single-dataset detection checkpoint: name its dataset with --datasets")
     if experts and len(names) != len(experts):
         raise InputError(
-            f"the file has {len(experts)} experts but {len(names)} dataset names; name them in order with --datasets"
+            f"the file has {len(experts)} experts but {len(names)} dataset names; name each with --datasets"
         )
     if not experts and len(names) != 1 and any(k.startswith("semseg") for k in rest):
         raise InputError("a single-head checkpoint: give one name with --datasets")
     if detection:
-        mapper = _detection_mapper()
-        if mapper is None:
-            raise InputError("this is a detection checkpoint, and detection weight import is not available")
         heads = [known_head(n, task="detection") for n in names]
-        mapped, left = mapper(rest, names)
+        mapped, left = map_detection_keys(rest, names)
         head_origin = {k: "(detection head)" for k in mapped}
+        sources = task_experts(rest, names)
     else:
-        heads, prefixes = _segmentation_heads(rest, names, moe=bool(experts))
+        heads, prefixes, sources = _segmentation_heads(rest, names, moe=bool(experts))
         mapped, head_origin, left = _map_prefixed(rest, prefixes)
+    permutation = _expert_permutation(sources, len(experts)) if experts else {}
+
+    ours, origin, unmapped = {}, {}, []
+    for key, value in backbone.items():
+        target = map_backbone_key(key)
+        if target is None:
+            unmapped.append(file_keys[key])
+            continue
+        expert = re.search(r"\.mlp\.experts\.(\d+)\.", target)
+        if expert:  # the official expert k goes to the dataset that was trained with it
+            start, stop = expert.span(1)
+            target = f"{target[:start]}{permutation[int(expert.group(1))]}{target[stop:]}"
+        ours[target], origin[target] = value, file_keys[key]
     ours.update(mapped)
     origin.update(head_origin)
     channels = next((_dims(v, k, 4)[0] for k, v in rest.items() if k.endswith("fpn_bottleneck.conv.weight")), 256)
-    trained = side * 16  # the official models take exactly their position grid's size
+    trained = side * patch  # the official models take exactly their position grid's size
     spec = ModelSpec(
         preset=preset,
         heads=[h.model_copy(update={"input": h.input.model_copy(update={"size": trained})}) for h in heads],
@@ -255,18 +328,6 @@ class ImportReport:
         return asdict(self)
 
 
-def _numpy_globals() -> list:
-    """Numpy scalar reconstruction: harmless, and found in official files (e.g. a best-mIoU float64)."""
-    import numpy as np
-
-    try:
-        from numpy._core.multiarray import scalar
-    except ImportError:  # numpy < 2
-        from numpy.core.multiarray import scalar  # type: ignore[no-redef]
-    kinds = ("float64", "float32", "float16", "int64", "int32", "bool")
-    return [scalar, np.dtype, *(type(np.dtype(k)) for k in kinds)]
-
-
 def import_official(
     source: str | os.PathLike[str],
     output: str | os.PathLike[str],
@@ -275,7 +336,7 @@ def import_official(
 ) -> ImportReport:
     """Convert an official S5 .pth file into our checkpoint at `output`."""
     check_output(output, overwrite)
-    state = unwrap_state_dict(safe_load(source, allow=_numpy_globals()), str(source))
+    state = unwrap_state_dict(safe_load(source, allow=official_globals()), str(source))
     try:
         spec, ours, origin, unmapped = convert_official(state, datasets)
     except InputError as exc:

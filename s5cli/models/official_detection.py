@@ -10,6 +10,8 @@ Ours (s5cli.detection.head under the network's `heads.<key>.`): `neck.lateral_co
 `neck.fpn_convs.{i}.*`, `rpn_head.rpn_{conv,cls,reg}.*`, `roi_head.shared_fcs.{0,1}.*`, `roi_head.fc_{cls,reg}.*`.
 The official task names are `dior` and `dota`; our dataset names match them by their first word
 (`dior-r` -> `dior`, `dota-v2.0` -> `dota`), exactly, or else by position in the official task order.
+The MoE backbone indexes its experts in the config's `task_names` order (dior, dota): `task_experts`
+gives each of our datasets the expert its matched heads were trained with.
 
 Class order: OBBDetection numbers classes as BboxToolkit lists them (`datasets/misc.py::dataset_classes`,
 picked by the split configs' `"classes": "dota2.0"`). For DOTA-v2.0 that order differs from the DOTA
@@ -27,6 +29,8 @@ from s5cli.errors import InputError, S5Error
 from s5cli.models.network import head_key
 
 _MODULE = re.compile(r"(neck|rpn_head|roi_head)(?:_([^.]+))?\.(.+)")
+# configs/obb/oriented_rcnn/mtd/vit_*_moe_dior_r_dota2.py: ViT_MOE(task_names=['dior', 'dota']), expert k = task k.
+TASK_ORDER = ("dior", "dota")
 # BboxToolkit/BboxToolkit/datasets/misc.py::dataset_classes, the order of the official fc_cls rows.
 OFFICIAL_CLASSES: dict[str, tuple[str, ...]] = {
     "dota": ("large-vehicle", "swimming-pool", "helicopter", "bridge", "plane", "ship", "soccer-ball-field",
@@ -78,12 +82,14 @@ def _norm(name: str) -> str:
 
 
 def _our_classes(name: str) -> list[str] | None:
-    try:  # the class table of our datasets (network engineer's module), when installed
-        from s5cli.models.known_heads import known_head
+    """The classes of a registered detection dataset (its record), None for a name the registry lacks."""
+    from s5cli.datasets.registry import dataset_info
 
-        return list(known_head(name, task="detection").classes)
-    except (ImportError, S5Error, KeyError, AttributeError, TypeError):
+    try:
+        info = dataset_info(name)
+    except S5Error:
         return None
+    return list(info.classes) if info.task == "detection" else None
 
 
 def class_permutation(task: str | None, ours: list[str] | None) -> list[int] | None:
@@ -92,6 +98,29 @@ def class_permutation(task: str | None, ours: list[str] | None) -> list[int] | N
     if not official or ours is None or sorted(_norm(c) for c in ours) != sorted(official):
         return None
     return [official.index(_norm(c)) for c in ours]
+
+
+def _tasks(state_dict: dict[str, torch.Tensor]) -> list[str | None]:
+    """The official task suffixes of the detection heads (None: unsuffixed), in the file's order."""
+    tasks: list[str | None] = []
+    for key in state_dict:
+        m = _MODULE.fullmatch(key.removeprefix("module."))
+        if m and m.group(2) not in tasks:
+            tasks.append(m.group(2))
+    if None in tasks and len(tasks) > 1:
+        raise InputError("the checkpoint mixes unsuffixed and per-dataset detection heads")
+    return tasks
+
+
+def task_experts(state_dict: dict[str, torch.Tensor], dataset_names: list[str]) -> list[int]:
+    """For each of our datasets, the index of the official MoE expert its matched detection heads used."""
+    tasks = _tasks(state_dict)
+    if not tasks or tasks == [None]:
+        return list(range(len(dataset_names)))
+    owner = _match_tasks(tasks, list(dataset_names))
+    task_of = {name: task for task, name in owner.items()}
+    order = [t for t in TASK_ORDER if t in tasks] + [t for t in tasks if t not in TASK_ORDER]
+    return [order.index(task_of[n]) for n in dataset_names]
 
 
 def map_detection_keys(
@@ -106,15 +135,9 @@ def map_detection_keys(
     `class_names` gives our class order per dataset (default: the known dataset tables); the
     classification rows are reordered from the official order to it (see the module docstring).
     """
-    tasks: list[str | None] = []
-    for key in state_dict:
-        m = _MODULE.fullmatch(key.removeprefix("module."))
-        if m and m.group(2) not in tasks:
-            tasks.append(m.group(2))
+    tasks = _tasks(state_dict)
     if not tasks:
         return {}, list(state_dict)
-    if None in tasks and len(tasks) > 1:
-        raise InputError("the checkpoint mixes unsuffixed and per-dataset detection heads")
     owner = _match_tasks(tasks, list(dataset_names))
     mapped: dict[str, torch.Tensor] = {}
     unmapped: list[str] = []

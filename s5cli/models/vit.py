@@ -3,8 +3,9 @@
 Same function as the official mmseg-style ViT (S4_Pretrain/model/backbone/vit.py): patch 16, no cls
 token in the sequence, learned absolute position embedding added to the patch tokens, pre-LN blocks
 (LayerNorm eps 1e-5, qkv bias), drop-path on the FFN residual only, no final norm, outputs taken from
-the tap blocks. One difference on purpose: the position embedding stays stored at the img_size / 16
-grid and is resampled bicubically to the token grid of each input, so any multiple of 16 works.
+the tap blocks. The position embedding is stored at the img_size / 16 grid: the training size (the
+largest one when heads train at several, e.g. detection at 1024 as the official detection config);
+inputs of another size resample it bicubically to their token grid, so any multiple of 16 works.
 
 Parameter names map one-to-one onto the official keys (see official.py): patch_embed.proj <->
 patch_embed.projection, blocks.i <-> layers.i, norm1/2 <-> ln1/2, attn.qkv <-> attn.attn.in_proj_
@@ -22,6 +23,22 @@ from torch.utils.checkpoint import checkpoint
 from s5cli.errors import InputError
 from s5cli.models.ffn import DenseFFN, PartialExpertFFN
 from s5cli.models.presets import ViTPreset
+
+
+def resample_grid(pos_embed: torch.Tensor, height: int, width: int | None = None) -> torch.Tensor:
+    """A square (1, g*g, D) position embedding resampled bicubically to a (height, width) token grid."""
+    side = round(pos_embed.shape[1] ** 0.5)
+    width = height if width is None else width
+    if (side, side) == (height, width):
+        return pos_embed
+    return resample_abs_pos_embed(
+        pos_embed,
+        new_size=[height, width],
+        old_size=[side, side],
+        num_prefix_tokens=0,
+        interpolation="bicubic",
+        antialias=False,  # plain F.interpolate, as mmseg's resize_pos_embed and the MAE init
+    )
 
 
 class Block(nn.Module):
@@ -100,14 +117,7 @@ class ViT(nn.Module):
 
     def pos_embed_for(self, height: int, width: int) -> torch.Tensor:
         """The position embedding resampled to a (height, width) token grid: (1, height*width, D)."""
-        return resample_abs_pos_embed(
-            self.pos_embed,
-            new_size=[height, width],
-            old_size=[self.grid, self.grid],
-            num_prefix_tokens=0,
-            interpolation="bicubic",
-            antialias=False,  # plain F.interpolate, as mmseg's resize_pos_embed and the MAE init
-        )
+        return resample_grid(self.pos_embed, height, width)
 
     def forward(self, x: torch.Tensor, expert: int | None = None) -> list[torch.Tensor]:
         """Images (B, C, H, W), H and W multiples of 16 -> one (B, D, H/16, W/16) map per tap."""

@@ -56,9 +56,8 @@ def build_pretrain_model(cfg: PretrainConfig, head: HeadSpec, channels: int = 3)
 
 def load_init(model: nn.Module, path: Path) -> None:
     """Load every tensor of an s5cli checkpoint whose name and shape fit (position embeddings resampled)."""
-    from timm.layers import resample_abs_pos_embed
-
     from s5cli.models.checkpoint import read_checkpoint
+    from s5cli.models.vit import resample_grid
 
     weights = read_checkpoint(path)["state_dict"]
     own = model.state_dict()
@@ -67,8 +66,7 @@ def load_init(model: nn.Module, path: Path) -> None:
         if name not in own:
             continue
         if name.endswith("pos_embed") and value.shape != own[name].shape and value.shape[-1] == own[name].shape[-1]:
-            old, new = int(value.shape[1] ** 0.5), int(own[name].shape[1] ** 0.5)
-            value = resample_abs_pos_embed(value, new_size=[new, new], old_size=[old, old], num_prefix_tokens=0)
+            value = resample_grid(value, round(own[name].shape[1] ** 0.5))
         if value.shape == own[name].shape:
             fitting[name] = value
     if not fitting:

@@ -149,13 +149,22 @@ def detect(model: nn.Module, image: torch.Tensor, head: str, size: int, autocast
 
 @torch.no_grad()
 def detect_patches(
-    model: nn.Module, image: torch.Tensor, head: str, size: int, gap: int, autocast: Autocast, batch_size: int = 2
+    model: nn.Module,
+    image: torch.Tensor,
+    head: str,
+    size: int,
+    gap: int,
+    autocast: Autocast,
+    batch_size: int = 2,
+    merge_iou: float | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Detections of a large image by size x size patches with `gap` overlap, merged by rotated NMS."""
+    """Detections of a large image by size x size patches with `gap` overlap, merged by rotated NMS at `merge_iou`."""
     from s5cli.detection.patches import detect_large_image
 
     def run(batch: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         with autocast():
             return [_scale_boxes(d, 1.0) for d in model(batch, head)]
 
-    return detect_large_image(run, image, patch_size=size, gap=min(gap, size - 1), batch_size=batch_size)
+    return detect_large_image(
+        run, image, patch_size=size, gap=min(gap, size - 1), batch_size=batch_size, nms_iou=merge_iou
+    )

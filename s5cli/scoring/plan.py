@@ -11,16 +11,19 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from torch import nn
 from torch.utils.data import Dataset
 
 from s5cli.datasets.info import DatasetInfo
+from s5cli.detection.patches import SUBMISSION_MERGE_IOU
 from s5cli.errors import InputError
 from s5cli.models.presets import check_input_size
 from s5cli.models.spec import HeadSpec
 from s5cli.scoring.score import DatasetResult, EvalSettings, evaluate_dataset
+
+Protocol = Literal["standard", "paper"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class Choices:
     max_images: int | None = None
     options: Mapping[str, Any] = field(default_factory=dict)  # loader options, over the protocol's
     on_patches: bool = False  # patches protocol: score the loader's patches, not merged whole images (fast)
+    protocol: Protocol = "standard"  # "paper": the authors' evaluation, quirks included (scoring/paper.py)
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,8 @@ def plan_job(
     options.update(choices.options)
     flip = choices.flip if choices.flip is not None else proto.flip
     overlap = next(v for v in (choices.overlap, proto.overlap, trained.overlap) if v is not None)
+    split = choices.split or proto.split
+    server = split == proto.submission_split  # DOTA's server files are merged at another IoU than local scores
     settings = EvalSettings(
         mode=mode,  # type: ignore[arg-type]
         size=size,
@@ -109,15 +115,22 @@ def plan_job(
         gap=gap,
         batch_size=choices.batch_size,
         max_images=choices.max_images,
+        merge_iou=SUBMISSION_MERGE_IOU if server else None,
+        paper=choices.protocol == "paper" and segmentation,
     )
-    return Job(info, head, Path(root), choices.split or proto.split, options, settings)
+    return Job(info, head, Path(root), split, options, settings)
 
 
 class Validator:
-    """Scores every job during training: {"<dataset>_<metric>": score, ..., "mean": their mean} (fractions)."""
+    """Scores every job during training: {"<dataset>_<metric>": score, ..., "mean": their mean} (fractions).
 
-    def __init__(self, jobs: list[Job]) -> None:
+    `select` names one metric for the mean instead of each dataset's own (the paper's model selection
+    averages mIoU, Potsdam included).
+    """
+
+    def __init__(self, jobs: list[Job], select: str | None = None) -> None:
         self.jobs = [(job, job.load()) for job in jobs]
+        self.select = select
 
     def __bool__(self) -> bool:
         return bool(self.jobs)
@@ -133,6 +146,8 @@ class Validator:
             )  # fmt: skip
             score = math.nan if res.score is None else res.score
             values[result_key(res)] = score
+            if self.select is not None and res.values.get(self.select) is not None:
+                values[f"{res.dataset}_{self.select}"] = score = float(res.values[self.select])  # type: ignore[arg-type]
             if not math.isnan(score):
                 scores.append(score)
         values["mean"] = sum(scores) / len(scores) if scores else math.nan

@@ -24,6 +24,7 @@ from torch.utils.data import Dataset
 from s5cli.console import progress_bar
 from s5cli.datasets.info import IGNORE, Mode
 from s5cli.scoring.modes import Autocast, detect, detect_patches, segment
+from s5cli.scoring.paper import segment_paper
 from s5cli.training.distributed import DistContext, all_gather_objects, all_reduce_sum
 
 
@@ -36,8 +37,10 @@ class EvalSettings:
     flip: bool = False
     overlap: float = 0.5  # slide mode
     gap: int = 200  # detection patches
+    merge_iou: float | None = None  # detection patches: merge NMS IoU; None: local evaluation's (detection.patches)
     batch_size: int = 4
     max_images: int | None = None
+    paper: bool = False  # segmentation: the authors' evaluation, quirks included (scoring/paper.py)
 
 
 @dataclass
@@ -67,25 +70,44 @@ def _clean(value: float | None) -> float | None:
 class _SegmentationScore:
     """Confusion matrix over the label classes of a split: predictions are head class maps (H, W)."""
 
-    def __init__(self, info: Any, head_classes: list[str]) -> None:
-        from s5cli.metrics.segmentation import metrics_for
+    def __init__(self, info: Any, head_classes: list[str], paper: bool = False) -> None:
+        from s5cli.metrics.segmentation import PaperScores, metrics_for
 
-        self.cm = metrics_for(info)
+        self.paper = paper
+        if paper:  # S5's intersectionAndUnion: the head's K classes, the ignored class's id as ignore index
+            ignore = info.classes.index(info.ignored[0]) if info.ignored else IGNORE
+            self.cm: Any = PaperScores(head_classes, ignore)
+        else:
+            self.cm = metrics_for(info)
         self.label_of = torch.tensor([info.classes.index(c) for c in head_classes])  # head id -> label id
         self.target = torch.arange(256)  # label id -> itself, or IGNORE when the head does not predict it
         self.target[[i for i, c in enumerate(info.classes) if c not in head_classes]] = IGNORE
 
     def predict(self, model: nn.Module, image: torch.Tensor, name: str, s: EvalSettings, autocast: Autocast) -> Any:
-        probs = segment(
-            model, image, name, s.mode, s.size,  # type: ignore[arg-type]
-            overlap=s.overlap, flip=s.flip, autocast=autocast, batch_size=s.batch_size,
-        )  # fmt: skip
+        if self.paper:
+            probs = segment_paper(
+                model,
+                image,
+                name,
+                s.mode,
+                s.size,
+                overlap=s.overlap,
+                flip=s.flip,
+                autocast=autocast,  # type: ignore[arg-type]
+            )
+        else:
+            probs = segment(
+                model, image, name, s.mode, s.size,  # type: ignore[arg-type]
+                overlap=s.overlap, flip=s.flip, autocast=autocast, batch_size=s.batch_size,
+            )  # fmt: skip
         return probs.argmax(0).cpu()
 
     def add(self, sample: dict[str, Any], pred: Any) -> bool:
         if "mask" not in sample:
             return False
-        self.cm.update(self.label_of[pred], self.target[sample["mask"].long().clamp(0, IGNORE)])
+        mask = sample["mask"].long()
+        target = mask if self.paper else self.target[mask.clamp(0, IGNORE)]  # the paper scores raw label ids
+        self.cm.update(self.label_of[pred], target)
         return True
 
     def reduce(self, dist: DistContext) -> None:
@@ -108,13 +130,13 @@ class _DetectionScore:
     """Rotated-box mAP of a split: predictions are {"boxes", "scores", "labels"} in image pixels."""
 
     def __init__(self, info: Any, head_classes: list[str]) -> None:
-        from s5cli.metrics.detection import DetectionEvaluator
+        from s5cli.metrics.detection import evaluator_for
 
-        self.evaluator = DetectionEvaluator(list(info.classes))
+        self.evaluator = evaluator_for(info)
 
     def predict(self, model: nn.Module, image: torch.Tensor, name: str, s: EvalSettings, autocast: Autocast) -> Any:
         if s.mode == "patches":
-            pred = detect_patches(model, image, name, s.size, s.gap, autocast)
+            pred = detect_patches(model, image, name, s.size, s.gap, autocast, merge_iou=s.merge_iou)
         else:
             pred = detect(model, image, name, s.size, autocast)
         return {k: v.cpu() for k, v in pred.items()}
@@ -172,8 +194,10 @@ def evaluate_dataset(
     n = len(dataset)  # type: ignore[arg-type]
     if settings.max_images is not None:
         n = min(n, settings.max_images)
-    scorer = _SegmentationScore if info.task == "segmentation" else _DetectionScore
-    score = scorer(info, list(head.classes))
+    if info.task == "segmentation":
+        score: Any = _SegmentationScore(info, list(head.classes), settings.paper)
+    else:
+        score = _DetectionScore(info, list(head.classes))
     labeled = torch.zeros((), dtype=torch.float64)
     mine = range(dist.rank, n, dist.world_size)
     bar_ctx = progress_bar(f"evaluate {info.name}", total=len(mine)) if show_progress and dist.is_main else None

@@ -35,6 +35,7 @@ class OptimConfig(StrictConfig):
     momentum: float = Field(0.9, ge=0.0)  # SGD
     layer_decay: float | None = Field(None, gt=0.0, le=1.0)  # e.g. 0.9: block i gets lr * decay ** (depth - i)
     no_decay_norm_bias: bool = False  # S4P: False (its norm exclusions never match the ViT's `ln` names)
+    no_decay: list[str] = Field(default_factory=list)  # parameter names (suffixes) without weight decay
 
 
 def vit_layer_id(name: str, depth: int, backbone_prefixes: tuple[str, ...] = ("backbone.", "encoder.")) -> int:
@@ -73,6 +74,11 @@ def is_no_decay(name: str, param: torch.Tensor) -> bool:
     return param.ndim <= 1 or name.endswith((".bias", "pos_embed", "cls_token"))
 
 
+def _named_no_decay(name: str, suffixes: list[str]) -> bool:
+    """True when a parameter is named by one of the suffixes (`backbone.pos_embed` also in `net.backbone.pos_embed`)."""
+    return any(name == s or name.endswith(f".{s}") for s in suffixes)
+
+
 def param_groups(
     model: nn.Module,
     cfg: OptimConfig,
@@ -96,7 +102,7 @@ def param_groups(
         layer_id = lambda n, d: vit_layer_id(n, d, prefixes)  # noqa: E731
     groups: dict[tuple[int, bool], dict[str, Any]] = {}
     for name, param in named:
-        no_decay = cfg.no_decay_norm_bias and is_no_decay(name, param)
+        no_decay = (cfg.no_decay_norm_bias and is_no_decay(name, param)) or _named_no_decay(name, cfg.no_decay)
         if cfg.layer_decay is not None and depth is not None:
             lid = layer_id(name, depth)
             scale = cfg.layer_decay ** (depth + 1 - lid)

@@ -6,8 +6,8 @@
 - `step`: multiply by `gamma` at each epoch milestone (S5 detection: steps at epochs 8 and 11);
 - `constant`.
 Any of them can start with a linear warm-up from `warmup_ratio * lr` (mmcv's rule: 500 iterations
-at 1/3 for the detection recipe). Each group's lr is `base_lr * factor(it)`, so layer-wise decay
-scales survive. The schedule's only state is the iteration, so resuming is exact.
+at ratio 0.001 for the detection recipe, its lr_config). Each group's lr is `base_lr * factor(it)`, so
+layer-wise decay scales survive. The schedule's only state is the iteration, so resuming is exact.
 """
 
 from __future__ import annotations

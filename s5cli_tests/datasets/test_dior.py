@@ -93,3 +93,20 @@ def test_truncated_image(fake) -> None:
     with pytest.raises(InputError, match="not a readable image") as err:
         DIORR(root, "test")[1]
     assert err.value.path == str(bad)
+
+
+def test_difficult_objects_count_in_the_dior_r_score(root: Path) -> None:
+    from s5cli.metrics.detection import evaluator_for
+
+    sample = DIORR(root, "train")[0]  # its vehicle is flagged <difficult>1</difficult>
+    found = ~sample["difficult"]
+    prediction = {
+        "boxes": sample["polygons"][found],
+        "scores": torch.tensor([0.9, 0.8]),
+        "labels": sample["labels"][found],
+    }
+    evaluator = evaluator_for("dior-r")  # S5 scores DIOR-R with BboxToolkit, whose reader skips <difficult>
+    evaluator.add(prediction, sample)
+    result = evaluator.compute()
+    assert result.num_gt["vehicle"] == 1 and result.ap["vehicle"] == 0.0  # missed, not ignored
+    assert result.map == pytest.approx(2 / 3)

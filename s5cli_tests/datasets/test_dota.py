@@ -53,10 +53,11 @@ def test_patches(data_dir: Path) -> None:
     first, second = ds[0], ds[1]
     names = [DOTA_CLASSES["1.0"][i] for i in first["labels"].tolist()]
     assert names == ["plane", "small-vehicle", "large-vehicle"]
-    # small-vehicle spans x 22..34: 10/12 of it is inside each patch -> clipped and flagged truncated.
-    assert first["polygons"][1].tolist() == [22, 4, 32, 4, 32, 14, 22, 14]
+    # small-vehicle spans x 22..34: 10/12 of it is inside each patch -> kept whole (BboxToolkit img_split
+    # translates, never clips) and flagged truncated.
+    assert first["polygons"][1].tolist() == [22, 4, 34, 4, 34, 14, 22, 14]
     assert first["truncated"].tolist() == [False, True, False]
-    assert second["polygons"].tolist() == [[0, 4, 10, 4, 10, 14, 0, 14]]
+    assert second["polygons"].tolist() == [[-2, 4, 10, 4, 10, 14, -2, 14]]
     assert second["truncated"].tolist() == [True]
     # Pixels are the window of the whole image.
     whole = np.asarray(Image.open(data_dir / "dota-v1.0" / "train" / "images" / "P0000.png"))
@@ -95,3 +96,79 @@ def test_errors(fake, data_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not a readable image") as err:
         get_dataset("dota-v2.0", root, "val")[0]
     assert err.value.path == str(bad)
+
+
+def _one_image_dota(root: Path, lines: list[str], size: tuple[int, int] = (48, 64)) -> Path:
+    """A DOTA-v1.0 folder with one train image of size (h, w) and the given label lines."""
+    (root / "train" / "images").mkdir(parents=True)
+    (root / "train" / "labelTxt").mkdir()
+    pixels = np.random.default_rng(0).integers(0, 255, (*size, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(root / "train" / "images" / "P0706.png")
+    text = "imagesource:GoogleEarth\ngsd:0.25\n" + "".join(f"{line}\n" for line in lines)
+    (root / "train" / "labelTxt" / "P0706.txt").write_text(text)
+    return root
+
+
+def test_whole_images_carry_the_raw_polygons(tmp_path: Path) -> None:
+    # An object poking past the image edge (the DOTA devkit's P0706 has such ships): the devkit scores the
+    # polygon as written; until issue 15 it came back clipped and re-fitted.
+    lines = ["54 10 70 12 68 22 52 20 ship 0", "-6 30 4 30 4 40 -6 40 harbor 1", "10 10 20 10 20 11 10 11 plane 0"]
+    root = _one_image_dota(tmp_path / "dota", lines)
+    sample = get_dataset("dota-v1.0", root, "train", patch_size=None)[0]
+    assert sample["image"].shape == (3, 48, 64)
+    assert sample["polygons"].tolist() == [
+        [54, 10, 70, 12, 68, 22, 52, 20], [-6, 30, 4, 30, 4, 40, -6, 40], [10, 10, 20, 10, 20, 11, 10, 11],
+    ]  # fmt: skip
+    assert sample["difficult"].tolist() == [False, True, False]
+
+
+def test_patches_are_cut_as_bboxtoolkit_cuts_them(tmp_path: Path) -> None:
+    lines = [
+        "22 4 32 4 32 14 22 14 plane 0",  # x 22..32: 7/10 inside the first patch (iof 0.7): kept whole
+        "25 20 35 20 35 30 25 30 ship 0",  # 0.4 x 0.9 inside the first patch: not in it; 0.9 in the second
+        "4 20 5.5 20 5.5 30 4 30 small-vehicle 0",  # 1.5 px wide: dropped from patches
+        "28 2 30 2 30 12 28 12 bridge 0",  # 2 px wide: kept where it is inside (half of it in the first)
+    ]
+    root = _one_image_dota(tmp_path / "dota", lines, size=(40, 48))
+    ds = get_dataset("dota-v1.0", root, "train", patch_size=29, gap=10)
+    assert [w for _, w in ds.index] == [(0, 0, 29, 29), (19, 0, 29, 29), (0, 11, 29, 29), (19, 11, 29, 29)]
+    first = ds[0]
+    assert [DOTA_CLASSES["1.0"][i] for i in first["labels"]] == ["plane"]
+    assert first["polygons"].tolist() == [[22, 4, 32, 4, 32, 14, 22, 14]] and first["truncated"].tolist() == [True]
+    second = ds[1]  # x from 19: the plane and the bridge whole, the ship cut at y = 29
+    assert [DOTA_CLASSES["1.0"][i] for i in second["labels"]] == ["plane", "ship", "bridge"]
+    assert second["truncated"].tolist() == [False, True, False]
+    assert second["polygons"][1].tolist() == [6, 20, 16, 20, 16, 30, 6, 30]
+    # The 1.5 px object is kept on whole images only (DOTASpecialIgnore(ignore_size=2) is a training rule).
+    whole = get_dataset("dota-v1.0", root, "train", patch_size=None)[0]
+    assert DOTA_CLASSES["1.0"].index("small-vehicle") in whole["labels"].tolist()
+    kept = get_dataset("dota-v1.0", root, "train", patch_size=29, gap=10, min_box_size=0)[2]
+    assert DOTA_CLASSES["1.0"].index("small-vehicle") in kept["labels"].tolist()
+
+
+def test_padding_is_the_mean_colour(data_dir: Path) -> None:
+    ds = get_dataset("dota-v1.0", data_dir / "dota-v1.0", "train", patch_size=64, gap=8)
+    sample = ds[0]  # P0000 is 56 x 40: one 64 px window, padded right and bottom
+    image = np.asarray(Image.open(sample["path"]).convert("RGB"))
+    assert torch.equal(sample["image"][:, :40, :56], torch.from_numpy(image.transpose(2, 0, 1).copy()).float() / 255)
+    colour = torch.tensor([124, 116, 104]).float()[:, None] / 255  # BboxToolkit [104, 116, 124] is BGR
+    assert torch.equal(sample["image"][:, :, 56:].reshape(3, -1), colour.expand(3, 64 * 8))
+    assert torch.equal(sample["image"][:, 40:, :].reshape(3, -1), colour.expand(3, 24 * 64))
+
+
+def test_patch_size_and_gap_come_from_the_registry(data_dir: Path) -> None:
+    from s5cli.datasets.registry import DATASETS
+
+    info = DATASETS["dota-v2.0"]
+    ds = get_dataset("dota-v2.0", data_dir / "dota-v2.0", "val")
+    assert (ds.patch_size, ds.gap) == (info.patch_size, info.patch_gap)
+    assert get_dataset("dota-v2.0", data_dir / "dota-v2.0", "val", patch_size=512).gap == 100
+
+
+def test_windows_the_image_covers_too_little_of_give_way() -> None:
+    from s5cli.datasets.dota import covered_windows
+
+    windows = [(0, 0, 10, 10), (10, 0, 10, 10), (9, 0, 10, 10)]  # a 16 x 10 image covers 1, 0.6 and 0.7 of them
+    assert covered_windows(windows, 16, 10, 0.6) == [(0, 0, 10, 10), (9, 0, 10, 10)]  # rate > 0.6
+    assert covered_windows(windows, 16, 10, 1.0) == [(0, 0, 10, 10)]  # none above: the best-covered one
+    assert covered_windows([(0, 0, 10, 10)], 5, 5, 0.6) == [(0, 0, 10, 10)]  # a small image keeps its window

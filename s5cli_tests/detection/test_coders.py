@@ -3,9 +3,9 @@ import math
 import torch
 
 from s5cli.detection.assign import IGNORED, NEGATIVE, max_iou_assign, random_sample
-from s5cli.detection.boxes import rboxes_to_hboxes, regularize_rboxes, wrap_angle
 from s5cli.detection.coders import DeltaXYWHTCoder, MidpointOffsetCoder
-from s5cli.detection.iou import rotated_iou_aligned
+from s5cli.geometry.boxes import rboxes_to_hboxes, regularize_rboxes, wrap_angle
+from s5cli.geometry.iou import rotated_iou_aligned
 
 
 def random_rboxes(n, seed):

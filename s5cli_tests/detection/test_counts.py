@@ -53,3 +53,15 @@ def test_single_vit_l_and_vit_h_differ_from_the_paper_table():
     assert count_parameters(specs("vit-l")[0]) == 334_662_191
     assert count_parameters(specs("vit-h")[0]) == 669_831_471
     assert round((count_parameters(specs("vit-h")[1]) - count_parameters(specs("vit-h")[0])) / 1e6, 2) == 60.14
+
+
+def test_counts_at_the_official_detection_grid():
+    """The official detection config builds img_size 1024: 64 x 64 position tokens, 3072 x D more than at 512."""
+    from s5cli.models.catalog import preset_rows
+
+    row = next(r for r in preset_rows() if r["preset"] == "vit-b")
+    assert round(row["detection_single"] / 1e6, 1) == 111.2 and round(row["detection_multi"] / 1e6, 1) == 138.3
+    assert (
+        round(row["detection_single_1024"] / 1e6, 1) == 113.5 and round(row["detection_multi_1024"] / 1e6, 1) == 140.6
+    )
+    assert row["detection_single_1024"] - row["detection_single"] == 3072 * 768

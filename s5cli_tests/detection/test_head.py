@@ -156,3 +156,31 @@ def test_zero_size_boxes_are_dropped_not_nan():
     ]
     losses = head(features(batch=1), (64, 64), sliver)
     assert all(torch.isfinite(v) for v in losses.values())
+
+
+def test_fresh_heads_start_as_s5_ran_them_or_as_mmdet_intended():
+    torch.manual_seed(0)
+    s5 = build_detection_head(64, 5, fpn_channels=128, fc_channels=256)  # default: init "s5"
+    mmdet = build_detection_head(64, 5, fpn_channels=128, fc_channels=256, init="mmdet")
+    # S5: mmcv ConvModule's kaiming_init (fan_out, relu gain, normal, bias 0) on the necks...
+    lateral, output = s5.neck.lateral_convs[0], s5.neck.fpn_convs[0]
+    assert lateral.weight.std().item() == pytest.approx(math.sqrt(2 / 128), rel=0.05)
+    assert output.weight.std().item() == pytest.approx(math.sqrt(2 / (128 * 9)), rel=0.05)
+    assert not lateral.bias.any() and not output.bias.any()
+    # ... and PyTorch's defaults on the RPN and RoI layers: U(+-1/sqrt(fan_in)) weights and biases.
+    for layer, fan_in in (
+        (s5.rpn_head.rpn_conv, 128 * 9),
+        (s5.roi_head.shared_fcs[0], 128 * 49),
+        (s5.roi_head.fc_cls, 256),
+    ):
+        bound = 1 / math.sqrt(fan_in)
+        assert layer.weight.abs().max().item() <= bound and layer.weight.abs().max().item() > 0.9 * bound
+        assert layer.bias.abs().max().item() <= bound and layer.bias.any()
+    # mmdet's init_weights: xavier FPN, N(0, 0.01) RPN, N(0, 0.001) regressor, zero biases.
+    bound = math.sqrt(6 / (64 + 128))
+    assert mmdet.neck.lateral_convs[0].weight.abs().max().item() <= bound
+    assert mmdet.rpn_head.rpn_cls.weight.std().item() == pytest.approx(0.01, rel=0.2)
+    assert mmdet.roi_head.fc_reg.weight.std().item() == pytest.approx(0.001, rel=0.2)
+    assert not mmdet.rpn_head.rpn_conv.bias.any() and not mmdet.roi_head.fc_cls.bias.any()
+    with pytest.raises(ConfigError):
+        build_detection_head(64, 5, init="xavier")

@@ -2,9 +2,9 @@ import math
 
 import torch
 
-from s5cli.detection.boxes import hbox_iou
-from s5cli.detection.iou import rotated_iou
 from s5cli.detection.nms import batched_nms, keep_from_iou, nms, rotated_nms
+from s5cli.geometry.boxes import hbox_iou
+from s5cli.geometry.iou import rotated_iou
 
 
 def greedy_reference(iou_matrix, scores, threshold):

@@ -93,3 +93,33 @@ def test_merge_keeps_other_classes_and_caps():
     assert merged["scores"].tolist() == pytest.approx([0.9, 0.7]) and merged["labels"].tolist() == [0, 2]
     assert merge_detections([a, b, c], nms_iou=0.1, max_detections=1)["labels"].tolist() == [0]
     assert merge_detections([], nms_iou=0.1)["boxes"].shape == (0, 5)
+
+
+def test_patches_past_the_image_are_padded_with_the_mean_colour():
+    seen = []
+
+    def model_fn(batch):
+        seen.append(batch.clone())
+        return [{"boxes": torch.zeros(0, 5), "scores": torch.zeros(0), "labels": torch.zeros(0, dtype=torch.long)}]
+
+    image = torch.rand(3, 40, 50)
+    detect_large_image(model_fn, image, patch_size=64, gap=16)
+    (patch,) = seen[0]
+    assert torch.equal(patch[:, :40, :50], image)
+    colour = torch.tensor([124.0, 116.0, 104.0]) / 255  # BboxToolkit's padding_value, read as RGB
+    assert torch.equal(patch[:, 40:, :], colour[:, None, None].expand(3, 24, 64))
+    assert torch.equal(patch[:, :, 50:], colour[:, None, None].expand(3, 64, 14))
+
+
+def test_merge_iou_local_and_for_the_server():
+    from s5cli.detection.patches import MERGE_IOU, SUBMISSION_MERGE_IOU
+
+    # One object seen by two overlapping patches, the second copy shifted: IoU 1/3 with the first.
+    objects = [(40.0, 20.0, 12.0, 6.0, 0.0, 0, 0.9), (44.0, 20.0, 12.0, 6.0, 0.0, 0, 0.6)]
+    model_fn, _ = scene_model(objects)
+    image = coordinate_image(40, 100)
+    local = detect_large_image(model_fn, image, patch_size=64, gap=48)
+    server = detect_large_image(model_fn, image, patch_size=64, gap=48, nms_iou=SUBMISSION_MERGE_IOU)
+    assert (MERGE_IOU, SUBMISSION_MERGE_IOU) == (0.1, 0.5)  # OBBDetection evaluate / format_results
+    assert local["scores"].tolist() == pytest.approx([0.9])  # suppressed above IoU 0.1
+    assert server["scores"].tolist() == pytest.approx([0.9, 0.6])  # kept below IoU 0.5

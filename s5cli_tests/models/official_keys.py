@@ -78,3 +78,87 @@ def official_s4p_upernet(model: S5Model) -> dict[str, torch.Tensor]:
     state = official_encoder(model, "encoder.")
     state.update(official_decoder(model, model.head_names[0], "semsegdecoder", "semseghead"))
     return {f"module.{k}": v for k, v in state.items()}
+
+
+def timm_vit(model: S5Model, pos_embed: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """A timm / MAE ViT state dict of the model's backbone: pos_embed with the cls slot, a final `norm`.
+
+    `pos_embed` (1, 1 + g*g, D), e.g. MAE's 14 x 14 grid at 224 px; default: ours with a cls slot added.
+    """
+    ours = model.state_dict()
+    dim = model.backbone.embed_dim
+    pos = ours["backbone.pos_embed"]
+    out = {
+        "cls_token": ours["backbone.cls_token"],
+        "pos_embed": torch.cat([torch.zeros(1, 1, dim), pos], dim=1) if pos_embed is None else pos_embed,
+        "patch_embed.proj.weight": ours["backbone.patch_embed.proj.weight"],
+        "patch_embed.proj.bias": ours["backbone.patch_embed.proj.bias"],
+    }
+    for i in range(len(model.backbone.blocks)):
+        for part in ("norm1", "attn.qkv", "attn.proj", "norm2", "mlp.fc1", "mlp.fc2"):
+            for p in ("weight", "bias"):
+                out[f"blocks.{i}.{part}.{p}"] = ours[f"backbone.blocks.{i}.{part}.{p}"]
+    out["norm.weight"], out["norm.bias"] = torch.ones(dim), torch.zeros(dim)
+    return out
+
+
+def mae_decoder(dim: int, decoder_dim: int = 16, patch: int = 16, make=torch.randn) -> dict[str, torch.Tensor]:
+    """The decoder keys of an MAE training checkpoint (models_mae.py MaskedAutoencoderViT), one block."""
+    out = {
+        "mask_token": make(1, 1, decoder_dim),
+        "decoder_embed.weight": make(decoder_dim, dim),
+        "decoder_embed.bias": make(decoder_dim),
+        "decoder_pos_embed": make(1, 197, decoder_dim),
+        "decoder_norm.weight": make(decoder_dim),
+        "decoder_norm.bias": make(decoder_dim),
+        "decoder_pred.weight": make(patch * patch * 3, decoder_dim),
+        "decoder_pred.bias": make(patch * patch * 3),
+    }
+    for part, shape in (("norm1", (decoder_dim,)), ("attn.qkv", (3 * decoder_dim, decoder_dim))):
+        out[f"decoder_blocks.0.{part}.weight"] = make(*shape)
+    return out
+
+
+def official_class_rows(value: torch.Tensor, task: str, classes: list[str]) -> torch.Tensor:
+    """fc_cls rows in the official class order of `task` (background stays last)."""
+    from s5cli.models.official_detection import class_permutation
+
+    perm = class_permutation(task, classes)
+    if perm is None:
+        return value
+    rows = value.clone()
+    for ours_row, official_row in enumerate(perm):
+        rows[official_row] = value[ours_row]
+    return rows
+
+
+def official_detection_head(state: dict, ours: str, task: str, classes: list[str] | None = None) -> dict:
+    """mmdet/OBBDetection names of one task's neck, RPN and RoI head (OBBTwoStageDetectorMTD modules)."""
+    out = {}
+    for key, value in state.items():
+        if not key.startswith(f"heads.{ours}."):
+            continue
+        module, rest = key[len(f"heads.{ours}.") :].split(".", 1)
+        if module == "neck":  # mmdet FPN ConvModules: lateral_convs.i.conv.*
+            kind, index, param = rest.split(".")
+            out[f"neck_{task}.{kind}.{index}.conv.{param}"] = value
+        elif module == "rpn_head":
+            out[f"rpn_head_{task}.{rest}"] = value
+        elif rest.startswith("fc_cls.") and classes is not None:
+            out[f"roi_head_{task}.bbox_head.{rest}"] = official_class_rows(value, task, classes)
+        else:
+            out[f"roi_head_{task}.bbox_head.{rest}"] = value
+    return out
+
+
+def official_mtd(model: S5Model, tasks: dict[str, str]) -> dict[str, torch.Tensor]:
+    """An OBBTwoStageDetectorMTD state dict: `backbone.*` (experts in `tasks` order) and one head set per task.
+
+    tasks: {official task name: our head name}, in the config's task_names order (dior, dota).
+    """
+    state = model.state_dict()
+    out = official_encoder(model, "backbone.")
+    for task, name in tasks.items():
+        classes = model.spec.head(name).classes
+        out.update(official_detection_head(state, name.replace(".", "_"), task, classes))
+    return out

@@ -63,3 +63,24 @@ def test_weights_import_refuses_a_pickle_payload(runner, tmp_path):
     result = runner.invoke(app, ["weights", "import", str(path), "-o", str(tmp_path / "out.pt")])
     assert result.exit_code == 2 and "refused" in result.stderr
     assert not marker.exists()
+
+
+def test_weights_import_of_an_mae_checkpoint_sums_up_its_decoder(runner, tmp_path):
+    import argparse
+
+    from s5cli.models.known_heads import known_head
+    from s5cli.models.network import build_model
+    from s5cli.models.spec import ModelSpec
+    from s5cli_tests.models.official_keys import mae_decoder, timm_vit
+
+    model = build_model(ModelSpec(preset="vit-nano", heads=[known_head("isaid", 16)]))
+    state = {**timm_vit(model), **mae_decoder(model.backbone.embed_dim)}
+    path = tmp_path / "vit-b-checkpoint-1599.pth"
+    torch.save({"model": state, "epoch": 1599, "args": argparse.Namespace(model="mae_vit_base_patch16")}, path)
+    result = runner.invoke(app, ["weights", "import", str(path), "-o", str(tmp_path / "ours.pt")])
+    assert result.exit_code == 0, result.output
+    assert (
+        "not mapped: decoder_blocks.* (2 tensors)" in result.stderr
+        and "not mapped: norm.* (2 tensors)" in result.stderr
+    )
+    assert "vit-nano (heads isaid)" in result.stdout

@@ -9,7 +9,12 @@ from s5cli.models.network import build_model
 from s5cli.models.official import convert_official, import_official, unwrap_state_dict
 from s5cli.models.spec import ModelSpec
 from s5cli.models.vit import Block
-from s5cli_tests.models.official_keys import official_encoder, official_mdf, official_s4p_upernet
+from s5cli_tests.models.official_keys import (
+    official_detection_head,
+    official_encoder,
+    official_mdf,
+    official_s4p_upernet,
+)
 from s5cli_tests.models.test_checkpoint import _Payload
 from s5cli_tests.models.tiny import images, randomise
 
@@ -69,10 +74,13 @@ def test_mdf_import_with_dataset_order(tmp_path):
     report = import_official(path, tmp_path / "ours.pt", datasets=order)
     assert report.datasets == order and report.unmapped == []
     state = read_checkpoint(tmp_path / "ours.pt")["state_dict"]
-    # expert k takes the k-th name; decoders and heads follow their dataset's name
-    assert torch.equal(
-        state["backbone.blocks.1.mlp.experts.0.weight"], official["module.encoder.layers.1.ffn.experts.0.weight"]
-    )
+    # Experts, decoders and heads all follow their dataset's name: our expert 0 (potsdam) is the file's
+    # expert 1 (official order vaihingen, potsdam, ...). Until issue 15, expert k took the k-th name.
+    for ours, theirs in ((0, 1), (1, 0), (2, 2), (3, 3)):
+        assert torch.equal(
+            state[f"backbone.blocks.1.mlp.experts.{ours}.weight"],
+            official[f"module.encoder.layers.1.ffn.experts.{theirs}.weight"],
+        )
     key = "fpn_bottleneck.conv.weight"
     assert torch.equal(
         state[f"heads.potsdam.decoder.{key}"], official[f"module.semsegdecoder_potsdam.decode_head.{key}"]
@@ -169,38 +177,6 @@ def test_malicious_official_file_is_refused_and_not_run(tmp_path):
     assert not marker.exists() and not (tmp_path / "ours.pt").exists()
 
 
-def _official_class_rows(value: torch.Tensor, task: str, classes: list[str]) -> torch.Tensor:
-    """fc_cls rows in the official class order of `task` (background stays last)."""
-    from s5cli.models.official_detection import class_permutation
-
-    perm = class_permutation(task, classes)
-    if perm is None:
-        return value
-    rows = value.clone()
-    for ours_row, official_row in enumerate(perm):
-        rows[official_row] = value[ours_row]
-    return rows
-
-
-def _official_detection_head(state: dict, ours: str, task: str, classes: list[str] | None = None) -> dict:
-    """mmdet/OBBDetection names of one task's neck, RPN and RoI head."""
-    out = {}
-    for key, value in state.items():
-        if not key.startswith(f"heads.{ours}."):
-            continue
-        module, rest = key[len(f"heads.{ours}.") :].split(".", 1)
-        if module == "neck":  # mmdet FPN ConvModules: lateral_convs.i.conv.*
-            kind, index, param = rest.split(".")
-            out[f"neck_{task}.{kind}.{index}.conv.{param}"] = value
-        elif module == "rpn_head":
-            out[f"rpn_head_{task}.{rest}"] = value
-        elif rest.startswith("fc_cls.") and classes is not None:
-            out[f"roi_head_{task}.bbox_head.{rest}"] = _official_class_rows(value, task, classes)
-        else:
-            out[f"roi_head_{task}.bbox_head.{rest}"] = value
-    return out
-
-
 def test_detection_import_uses_the_detection_mapper(tmp_path):
     pytest.importorskip("s5cli.detection.head")
     pytest.importorskip("s5cli.models.official_detection")
@@ -208,8 +184,8 @@ def test_detection_import_uses_the_detection_mapper(tmp_path):
     source = _model(ModelSpec(preset="vit-nano", heads=heads, moe=True, expert_width=16, img_size=1024), seed=9)
     state = source.state_dict()
     official = official_encoder(source, "backbone.")
-    official.update(_official_detection_head(state, "dior-r", "dior", heads[0].classes))
-    official.update(_official_detection_head(state, "dota-v2_0", "dota", heads[1].classes))
+    official.update(official_detection_head(state, "dior-r", "dior", heads[0].classes))
+    official.update(official_detection_head(state, "dota-v2_0", "dota", heads[1].classes))
     path = tmp_path / "vit_nano_moe_dior_r_dota2.pth"
     torch.save({"state_dict": official, "meta": {"epoch": 12, "CLASSES": ("a", "b")}}, path)
     report = import_official(path, tmp_path / "ours.pt")

@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from s5cli.detection.boxes import (
+from s5cli.geometry.boxes import (
     hbox_iou,
     hboxes_to_rboxes,
     polygons_to_hboxes,

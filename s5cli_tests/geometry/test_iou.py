@@ -7,8 +7,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from s5cli.detection.boxes import rboxes_to_corners
-from s5cli.detection.iou import quad_iou_aligned, rotated_iou, rotated_iou_aligned
+from s5cli.geometry.boxes import rboxes_to_corners
+from s5cli.geometry.iou import is_convex, quad_iou_aligned, rotated_iou, rotated_iou_aligned
 
 
 def shapely_iou(a, b):
@@ -115,3 +115,58 @@ def test_iou_properties(p, q):
     assert ab == pytest.approx(ba, abs=1e-9)
     assert rotated_iou(a, a).item() == pytest.approx(1.0, abs=1e-9)
     assert ab == pytest.approx(shapely_iou(a, b).item(), abs=1e-6)
+
+
+def test_boxes_without_area_have_iou_zero():
+    empty = torch.tensor([[0.0, 0.0, 0.0, 0.0, 0.0], [5.0, 5.0, 0.0, 0.0, 0.3], [5.0, 5.0, 0.0, 3.0, 0.3]])
+    square = torch.tensor([[0.0, 0.0, 4.0, 4.0, 0.0]]).expand(3, 5)
+    assert rotated_iou_aligned(empty, square).tolist() == [0.0, 0.0, 0.0]  # was 3.0 and 1.6e10
+    assert rotated_iou_aligned(empty, empty).tolist() == [0.0, 0.0, 0.0]
+
+
+# Pairs of float32 boxes that touch along a side (b = a shifted by its width along its own axis), for which
+# the old parallel-edge tolerance (1e-12 of the squared size) took the rounding of the shared line for a
+# crossing and gave IoU 0.01-0.07.
+TOUCHING = [
+    ([131.624786, 141.903717, 44.1219215, 26.1313477, -0.720565677], [164.779434, 171.015793]),
+    ([529.141052, 755.791443, 28.9062138, 21.6900864, -0.788453341], [549.518311, 776.293579]),
+    ([101.855324, 60.4996719, 37.1051445, 49.0710564, 0.41119346], [135.867538, 45.6686134]),
+    ([27.1837959, 133.261368, 10.3334904, 40.8662987, 1.44385481], [28.4920254, 123.011017]),
+]
+
+
+def test_float32_boxes_that_touch_do_not_overlap():
+    a = torch.tensor([box for box, _ in TOUCHING])
+    b = a.clone()
+    b[:, :2] = torch.tensor([centre for _, centre in TOUCHING])
+    assert rotated_iou_aligned(a, b).max().item() < 1e-4
+    # Many random touching pairs, along either side, in float32.
+    gen = torch.Generator().manual_seed(7)
+    n = 20000
+    boxes = torch.cat(
+        [torch.rand(n, 2, generator=gen) * 1000, torch.rand(n, 2, generator=gen) * 50 + 1,
+         (torch.rand(n, 1, generator=gen) - 0.5) * math.pi], 1,
+    ).double()  # fmt: skip
+    along_w = torch.rand(n, generator=gen) < 0.5
+    cos, sin = boxes[:, 4].cos(), boxes[:, 4].sin()
+    step = torch.where(
+        along_w[:, None], torch.stack([cos, -sin], 1) * boxes[:, 2:3], torch.stack([sin, cos], 1) * boxes[:, 3:4]
+    )
+    other = boxes.clone()
+    other[:, :2] += step
+    assert rotated_iou_aligned(boxes.float(), other.float()).max().item() < 1e-3
+
+
+def test_concave_quads_agree_with_shapely():
+    gen = np.random.default_rng(3)
+    pairs = []
+    while len(pairs) < 400:
+        p, q = gen.uniform(0, 20, (4, 2)), gen.uniform(0, 20, (4, 2))
+        sp, sq = shapely.Polygon(p), shapely.Polygon(q)
+        if sp.is_valid and sq.is_valid and min(sp.area, sq.area) > 1:
+            pairs.append((p, q, sp.intersection(sq).area / sp.union(sq).area))
+    p = torch.tensor(np.stack([a for a, _, _ in pairs]))
+    q = torch.tensor(np.stack([b for _, b, _ in pairs]))
+    ours = quad_iou_aligned(p, q).numpy()
+    assert (~(is_convex(p) & is_convex(q))).sum() > 100  # many pairs have a dent
+    assert np.abs(ours - np.array([r for _, _, r in pairs])).max() < 1e-12

@@ -1,0 +1,1 @@
+"""Oriented boxes and polygons in pixel coordinates: conversions and exact IoU (torch, no model)."""
