@@ -14,12 +14,7 @@ import pytest
 import torch
 
 from s5cli_tests import scenes
-from s5cli_tests.reliability.helpers import DATA, invoke, one_line_error, succeeded
-
-
-def empty(folder: Path) -> None:
-    """Nothing was left in an output folder."""
-    assert not folder.exists() or sorted(p.name for p in folder.iterdir()) == []
+from s5cli_tests.reliability.helpers import DATA, empty, invoke, one_line_error, succeeded
 
 
 def edited(source: Path, dest: Path, edit: Callable[[dict], None]) -> Path:

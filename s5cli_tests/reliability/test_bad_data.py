@@ -26,22 +26,17 @@ from shapely.geometry import LineString, Point, box
 
 from s5cli_tests import scenes
 from s5cli_tests.reliability.helpers import (
-    DATA,
     REPO,
     build_checkpoint,
+    empty,
     invoke,
     last_line_error,
     one_line_error,
+    pretrain_on_manifest,
     succeeded,
 )
 
 FINETUNE_TINY = REPO / "configs" / "finetune" / "tiny.yaml"
-PRETRAIN_TINY = REPO / "configs" / "pretrain" / "tiny.yaml"
-
-
-def empty(folder: Path) -> None:
-    """Nothing was left in an output folder: no output, no hidden temp file or run directory."""
-    assert not folder.exists() or sorted(p.name for p in folder.iterdir()) == []
 
 
 def _finetune(runner, data_root: Path, datasets: str, out: Path):
@@ -147,9 +142,7 @@ def test_manifests_of_the_wrong_types(runner, tmp_path: Path, corpus_template: P
     shutil.copytree(corpus_template, corpus)
     edit(corpus)
     out = tmp_path / "out"
-    args = ["--config", PRETRAIN_TINY, "--data-root", DATA, "--unlabeled-manifest", corpus / "manifest.parquet"]
-    result = invoke(runner, "-q", "pretrain", *args, "--iterations", 2, "--eval-every", 0, "-o", out / "run")
-    last_line_error(result, fragment)
+    last_line_error(pretrain_on_manifest(runner, corpus / "manifest.parquet", out / "run"), fragment)
     empty(out)
 
 
@@ -186,46 +179,50 @@ def _utm_box(col0: float, row0: float, col1: float, row1: float):
     return box(X0 + GSD * col0, Y0 - GSD * row1, X0 + GSD * col1, Y0 - GSD * row0)
 
 
-def test_custom_detection_needs_polygons(runner, tmp_path: Path) -> None:
+def _custom_cases(tmp: Path) -> dict[str, tuple[list, dict, str]]:
+    """case -> (label features, dataset YAML changes, the error line) of custom datasets no run can use."""
+    labels, geojson = tmp / "labels.gpkg", tmp / "labels.geojson"
+    building = _utm_box(8, 8, 20, 20)
     point, line = Point(X0 + 10, Y0 - 10), LineString([(X0 + 2, Y0 - 2), (X0 + 20, Y0 - 20)])
-    project = _project(tmp_path, [_utm_box(8, 8, 20, 20), point, line], task="detection")
-    out = tmp_path / "out"
-    line_ = last_line_error(_finetune(runner, tmp_path, str(project), out / "run"))
-    assert line_ == (
-        f"error: {tmp_path / 'labels.gpkg'}: 2 feature(s) are LineString, Point; "
-        "a detection dataset needs Polygon or MultiPolygon features"
-    )
-    empty(out)
-
-
-def test_custom_dataset_with_a_class_named_twice(runner, tmp_path: Path) -> None:
-    project = _project(tmp_path, [_utm_box(8, 8, 20, 20)], classes=["background", "building", "Building"])
-    out = tmp_path / "out"
-    line = one_line_error(_finetune(runner, tmp_path, str(project), out / "run"))
-    assert line == f"error: {project}: class 'Building' is named twice (as 'building' too)"
-    empty(out)
-
-
-def test_geojson_without_a_crs_over_a_utm_scene(runner, tmp_path: Path) -> None:
-    # UTM coordinates written with no CRS: GeoJSON readers take them as WGS84 longitudes and latitudes.
-    project = _project(tmp_path, [_utm_box(8, 8, 20, 20)], crs=None, driver="GeoJSON")
-    out = tmp_path / "out"
-    line = last_line_error(_finetune(runner, tmp_path, str(project), out / "run"))
-    assert line.startswith(f"error: {tmp_path / 'labels.geojson'}: coordinates (500004, 5.79999e+06, ")
-    assert line.endswith("are not longitude/latitude, but the file says EPSG:4326 (a GeoJSON without a CRS "
-                         "is read as WGS84): save the labels with their CRS")  # fmt: skip
-    empty(out)
-
-
-def test_labels_that_cover_none_of_a_scene(runner, tmp_path: Path) -> None:
     far_away = box(X0 + 10_000, Y0 - 10_000, X0 + 10_020, Y0 - 9_980)  # 10 km east of the scene
-    project = _project(tmp_path, [far_away])
+    return {
+        "detection_of_points_and_lines": (
+            [building, point, line],
+            {"task": "detection"},
+            f"error: {labels}: 2 feature(s) are LineString, Point; "
+            "a detection dataset needs Polygon or MultiPolygon features",
+        ),
+        "class_named_twice": (
+            [building],
+            {"classes": ["background", "building", "Building"]},
+            f"error: {tmp / 'mytown.yaml'}: class 'Building' is named twice (as 'building' too)",
+        ),
+        # UTM coordinates written with no CRS: GeoJSON readers take them as WGS84 longitudes and latitudes.
+        "geojson_without_a_crs_over_utm": (
+            [building],
+            {"crs": None, "driver": "GeoJSON"},
+            f"error: {geojson}: coordinates (500004, 5.79999e+06, 500010, 5.8e+06) are not "
+            "longitude/latitude, but the file says EPSG:4326 (a GeoJSON without a CRS is read as WGS84): "
+            "save the labels with their CRS",
+        ),
+        "labels_on_no_scene": (
+            [far_away],
+            {},
+            f"error: {labels}: the labels cover none of the scene {tmp / 'scene.tif'} (check their CRS and extent)",
+        ),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["detection_of_points_and_lines", "class_named_twice", "geojson_without_a_crs_over_utm", "labels_on_no_scene"],
+)
+def test_custom_datasets_no_run_can_use(runner, tmp_path: Path, case: str) -> None:
+    features, changes, expected = _custom_cases(tmp_path)[case]
+    frame = {k: changes.pop(k) for k in ("crs", "driver") if k in changes}
+    project = _project(tmp_path, features, **frame, **changes)
     out = tmp_path / "out"
-    line = last_line_error(_finetune(runner, tmp_path, str(project), out / "run"))
-    assert line == (
-        f"error: {tmp_path / 'labels.gpkg'}: the labels cover none of the scene {tmp_path / 'scene.tif'} "
-        "(check their CRS and extent)"
-    )
+    assert last_line_error(_finetune(runner, tmp_path, str(project), out / "run")) == expected
     empty(out)
 
 

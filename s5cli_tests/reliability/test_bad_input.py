@@ -23,6 +23,7 @@ from s5cli_tests import scenes
 from s5cli_tests.reliability.helpers import (
     DATA,
     REPO,
+    empty,
     invoke,
     last_line_error,
     one_line_error,
@@ -44,11 +45,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-def empty(folder: Path) -> None:
-    """Nothing was left in an output folder: no output, no hidden temp file or scratch folder."""
-    assert not folder.exists() or sorted(p.name for p in folder.iterdir()) == []
 
 
 # ---- scenes ---------------------------------------------------------------------------------------

@@ -13,15 +13,9 @@ import pytest
 import yaml
 
 from s5cli_tests import scenes
-from s5cli_tests.reliability.helpers import DATA, REPO, invoke, last_line_error, one_line_error, snapshot
+from s5cli_tests.reliability.helpers import DATA, REPO, empty, invoke, last_line_error, one_line_error, snapshot
 
 FINETUNE_TINY = REPO / "configs" / "finetune" / "tiny.yaml"
-PRETRAIN_TINY = REPO / "configs" / "pretrain" / "tiny.yaml"
-
-
-def empty(folder: Path) -> None:
-    """Nothing was left in an output folder: no output, no hidden temp file or run directory."""
-    assert not folder.exists() or sorted(p.name for p in folder.iterdir()) == []
 
 
 def tiny_config(tmp: Path, base: Path, changes: dict) -> Path:

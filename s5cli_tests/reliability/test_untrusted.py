@@ -20,7 +20,15 @@ import pytest
 import torch
 
 from s5cli_tests import scenes
-from s5cli_tests.reliability.helpers import DATA, REPO, invoke, last_line_error, one_line_error, succeeded
+from s5cli_tests.reliability.helpers import (
+    DATA,
+    REPO,
+    invoke,
+    last_line_error,
+    one_line_error,
+    pretrain_on_manifest,
+    succeeded,
+)
 
 PRETRAIN_TINY = REPO / "configs" / "pretrain" / "tiny.yaml"
 FINETUNE_TINY = REPO / "configs" / "finetune" / "tiny.yaml"
@@ -125,8 +133,7 @@ def test_manifest_paths_cannot_escape_the_corpus(runner, tmp_path: Path, ckpts) 
     with pytest.raises(Exception, match=r"\.\./\.\./etc/passwd: path escapes its root") as info:
         CorpusDataset(corpus)[0]
     assert type(info.value).__name__ == "InputError"
-    args = ["--config", PRETRAIN_TINY, "--data-root", DATA, "--unlabeled-manifest", corpus / "manifest.parquet"]
-    result = invoke(runner, "-q", "pretrain", *args, "--iterations", 2, "--eval-every", 0, "-o", tmp_path / "run")
+    result = pretrain_on_manifest(runner, corpus / "manifest.parquet", tmp_path / "run")
     assert result.exit_code == 2 and result.stderr.splitlines()[-1] == (
         f"error: ../../etc/passwd: path escapes its root {corpus.resolve()}"
     )
@@ -202,8 +209,7 @@ def test_a_vrt_chip_cannot_read_outside_the_corpus(runner, tmp_path: Path, ckpts
     refusal = "not a plain GeoTIFF, PNG or JPEG file (a data file may not be a VRT or other format)"
     with pytest.raises(InputError, match=r"not a plain GeoTIFF, PNG or JPEG file"):
         CorpusDataset(corpus)[0]
-    args = ["--config", PRETRAIN_TINY, "--data-root", DATA, "--unlabeled-manifest", corpus / "manifest.parquet"]
-    result = invoke(runner, "-q", "pretrain", *args, "--iterations", 2, "--eval-every", 0, "-o", tmp_path / "run")
+    result = pretrain_on_manifest(runner, corpus / "manifest.parquet", tmp_path / "run")
     assert last_line_error(result) == f"error: {(corpus / first).resolve()}: {refusal}"
     assert not (tmp_path / "run").exists()
 
@@ -230,8 +236,7 @@ def test_manifest_rows_outside_the_corpus_or_remote_are_refused(runner, tmp_path
     _set_column(corpus, "path", [path] * 4)
     with pytest.raises(InputError, match=f"path escapes its root {re.escape(str(corpus.resolve()))}"):
         CorpusDataset(corpus)[0]
-    args = ["--config", PRETRAIN_TINY, "--data-root", DATA, "--unlabeled-manifest", corpus / "manifest.parquet"]
-    result = invoke(runner, "-q", "pretrain", *args, "--iterations", 2, "--eval-every", 0, "-o", tmp_path / "run")
+    result = pretrain_on_manifest(runner, corpus / "manifest.parquet", tmp_path / "run")
     assert last_line_error(result) == f"error: {path}: path escapes its root {corpus.resolve()}"
     assert not (tmp_path / "run").exists()
 
