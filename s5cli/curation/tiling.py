@@ -71,7 +71,7 @@ class SceneResult:
     rows: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
-    lost: str | None = None  # "N of M windows unreadable (first: ...)" for a scene with corrupt tiles
+    lost: str | None = None  # "<scene>: N of M windows unreadable, left out (...)" when tiles are corrupt
 
     def record(self) -> dict[str, Any]:
         """The scene's entry in a part record."""

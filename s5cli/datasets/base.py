@@ -49,6 +49,9 @@ GEOTIFF_SUFFIXES = (".tif", ".tiff")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 # DOTA images reach ~20,000 x 20,000 px, past PIL's decompression-bomb guard (89 Mpx).
 _MAX_PIXELS = 40_000 * 40_000
+# The image formats PIL may decode for a dataset file, whatever its name (PIL otherwise tries every plugin
+# it has, EPS through Ghostscript included).
+_PIL_FORMATS = ("PNG", "JPEG", "TIFF", "BMP", "WEBP")
 
 
 def to_unit_float(data: np.ndarray, scale: float | None = None) -> torch.Tensor:
@@ -77,7 +80,7 @@ def _open_pil(path: Path) -> Any:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            img = Image.open(path)
+            img = Image.open(path, formats=_PIL_FORMATS)
             img.load()  # decode now so that a truncated file fails here, naming the file
         return img
     except (OSError, SyntaxError, ValueError) as exc:
@@ -194,7 +197,7 @@ def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with Image.open(p) as img:
+            with Image.open(p, formats=_PIL_FORMATS) as img:
                 return img.size
     except FileNotFoundError:
         raise InputError("no such file", p) from None
