@@ -2,7 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from os import PathLike
+
+# C0 control characters (newlines, tabs, NUL ...) and DEL: shown as escapes so that a message stays one line.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def printable(text: str) -> str:
+    r"""Text that prints as one line in any UTF-8 terminal: non-UTF-8 bytes and control characters escaped.
+
+    A path with bytes that are not UTF-8 reaches Python as a str holding surrogates (PEP 383); they are
+    shown as the bytes they stand for (`\xff`), never passed to a UTF-8 writer that would refuse them.
+    """
+    try:
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that is not an escaped byte
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def _worker_line(text: str, cls: type) -> str:
@@ -32,7 +49,8 @@ class S5Error(Exception):
     @property
     def message(self) -> str:
         """The one-line message, `<path>: <problem>` when a path is known."""
-        return f"{self.path}: {self.problem}" if self.path else self.problem
+        text = f"{self.path}: {self.problem}" if self.path else self.problem
+        return printable(text)
 
 
 class InputError(S5Error):

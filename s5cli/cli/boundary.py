@@ -38,6 +38,17 @@ def fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
+# What allocators say when a request cannot be met: torch's CPU allocator raises a plain RuntimeError.
+_ALLOCATION_FAILURES = ("can't allocate memory", "out of memory", "not enough memory")
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """True for an allocation failure: MemoryError, torch's OutOfMemoryError or an allocator's RuntimeError."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    return isinstance(exc, RuntimeError) and any(text in str(exc) for text in _ALLOCATION_FAILURES)
+
+
 def guarded(func: F) -> F:
     """Wrap a command so that user errors exit 2 with one line and no traceback; SIGTERM cleans up like Ctrl-C."""
 
@@ -53,10 +64,10 @@ def guarded(func: F) -> F:
         except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the clean-ups ran on the way out
             console.print("terminated" if isinstance(exc, Terminated) else "interrupted", markup=False)
             sys.exit(exit_code(exc))
-        except MemoryError:
-            if _state["debug"]:
+        except (MemoryError, RuntimeError) as exc:
+            if _state["debug"] or not _out_of_memory(exc):
                 raise
-            fail("out of memory; try a smaller --batch-size or --tile-size")
+            fail("out of memory; try a smaller --batch-size or --tile-size (or a smaller model)")
         except OSError as exc:
             # A full disk or a permission problem is the user's to fix, not a bug.
             if _state["debug"] or exc.errno is None:

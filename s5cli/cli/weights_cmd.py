@@ -40,11 +40,12 @@ def weights(
     $ s5 weights import s5_vit_b_moe_mdf.pth -o s5-vit-b-mdf.pt
     """
     from s5cli.console import info, warn
-    from s5cli.geo.files import check_input, check_output
+    from s5cli.geo.files import check_distinct_outputs, check_input, check_output
     from s5cli.models.official import import_official
 
     check_output(output, overwrite)
     check_input(source, "file")
+    check_distinct_outputs([("-o/--output", output)], [source])
     info(f"reading {source}")
     report = import_official(source, output, datasets=split_names(datasets), overwrite=overwrite)
     if as_json:

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from s5cli.config import StrictConfig, config_to_dict
-from s5cli.errors import ConfigError
+from s5cli.training.launch import torchrun_env
 
 ChipFormat = Literal["auto", "tif", "png", "jpg"]
 EntropyStat = Literal["mean", "max"]
@@ -111,9 +111,5 @@ def resolve_shard(cfg: CurateConfig) -> Shard:
     """`--shard I/N`, else torchrun's RANK/WORLD_SIZE, else the single shard 0/1."""
     if cfg.shard is not None:
         return parse_shard(cfg.shard)
-    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
-        try:
-            return parse_shard(f"{int(os.environ['RANK'])}/{int(os.environ['WORLD_SIZE'])}")
-        except ValueError as exc:
-            raise ConfigError(f"RANK/WORLD_SIZE from the environment: {exc}") from None
-    return Shard()
+    launch = torchrun_env()
+    return Shard(launch.rank, launch.world_size) if launch is not None else Shard()

@@ -20,7 +20,7 @@ from rasterio.errors import NotGeoreferencedWarning
 
 from s5cli.curation.config import Shard
 from s5cli.errors import InputError
-from s5cli.geo.files import portable_path
+from s5cli.geo.files import check_path, portable_path
 from s5cli.geo.raster import is_raster_name, open_raster, walk_rasters
 
 
@@ -89,6 +89,7 @@ def iter_scenes(
         for source in _expand(arg, set(skip)):
             if _covered_by(source, skip) or _covered_by(source, earlier):
                 continue
+            check_path(source)  # a name that is not UTF-8 stops the walk here, before any scene is tiled
             yield Scene(index, source, portable_path(source, corpus) if corpus is not None else "")
             index += 1
         if os.path.exists(arg):
@@ -100,7 +101,7 @@ def check_inputs(inputs: list[str]) -> None:
     if not inputs:
         raise InputError("no inputs given; pass scene files, folders or globs")
     for arg in inputs:
-        path = Path(arg)
+        path = check_path(arg)
         if path.is_dir():
             continue
         if path.exists():

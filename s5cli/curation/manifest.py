@@ -66,7 +66,8 @@ LOW_STD = "low_std"
 NO_FOREGROUND = "no_foreground"
 DUPLICATE = "duplicate"
 HIGH_ENTROPY = "high_entropy"
-REASONS = (KEPT, READMITTED, NODATA, LOW_STD, NO_FOREGROUND, DUPLICATE, HIGH_ENTROPY)
+UNREADABLE = "unreadable"  # the window could not be read (a corrupt tile of the scene)
+REASONS = (KEPT, READMITTED, NODATA, LOW_STD, NO_FOREGROUND, DUPLICATE, HIGH_ENTROPY, UNREADABLE)
 
 _INT_COLUMNS = ("scene_index", "scene_id", "chip_index", "col", "row", "width", "height", "duplicate_of")
 _FLOAT_COLUMNS = ("gsd", "nodata_fraction", "std", "entropy_mean", "entropy_max", "foreground")
@@ -97,13 +98,19 @@ def write_part_file(path: Path, rows: list[dict[str, Any]]) -> None:
         frame.to_parquet(tmp, index=False)
 
 
-def conform(table: pa.Table) -> pa.Table:
-    """A part table cast to SCHEMA (missing or all-null columns become typed nulls)."""
+def conform(table: pa.Table, source: str | Path = "part") -> pa.Table:
+    """A part table cast to SCHEMA (missing or all-null columns become typed nulls).
+
+    A column of another type that does not cast is an InputError naming the file.
+    """
     arrays = []
     for field in SCHEMA:
         if field.name in table.column_names:
             col = table.column(field.name)
-            arrays.append(col.cast(field.type) if col.type != field.type else col)
+            try:
+                arrays.append(col.cast(field.type) if col.type != field.type else col)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                raise InputError(f"column '{field.name}' holds {col.type} values, not {field.type}", source) from None
         else:
             arrays.append(pa.nulls(table.num_rows, field.type))
     return pa.Table.from_arrays(arrays, schema=SCHEMA)
@@ -212,6 +219,6 @@ def read_part(record: dict[str, Any]) -> pa.Table:
     if record["parquet"] is None:
         return SCHEMA.empty_table()
     # One thread: parts are small, and threaded reads grow the allocator pools for nothing.
-    table = conform(pq.ParquetFile(record["parquet"]).read(use_threads=False))
+    table = conform(pq.ParquetFile(record["parquet"]).read(use_threads=False), record["parquet"])
     order = np.lexsort((table.column("chip_index").to_numpy(), table.column("scene_index").to_numpy()))
     return table.take(order)

@@ -234,6 +234,7 @@ def merge_corpus(corpus: str | Path, overwrite: bool = False) -> dict[str, Any]:
         "reasons": {r: counts.get(r, 0) for r in mf.REASONS},
         "scenes": sum(len(r["scenes"]) for r in records),
         "failed_scenes": len(failures),
+        "lost_windows": counts.get(mf.UNREADABLE, 0),  # windows of readable scenes that could not be read
         "failures": failures[:20],
         "shards": count,
         "rules": rules,

@@ -40,7 +40,7 @@ from s5cli.curation.layout import (
 from s5cli.curation.merge import merge_corpus
 from s5cli.curation.tiling import SceneResult, TileSettings, tile_scene
 from s5cli.errors import InputError
-from s5cli.geo.files import portable_path
+from s5cli.geo.files import check_distinct_outputs, portable_path
 
 PART_ROWS = 2048  # rows per committed part: the granularity of --resume
 
@@ -103,6 +103,8 @@ class Labeler:
             result, _ = self._scenes.popleft()
             if result.error:
                 warn(result.error)
+            if result.lost:
+                warn(result.lost)
             self.writer.add_scene(result.record(), result.rows)
 
 
@@ -150,6 +152,7 @@ def run_curate(
     plan = plan_fingerprint(cfg, corpus)
     check_corpus_output(corpus, plan, shard, overwrite, resume)
     check_inputs(inputs)
+    check_distinct_outputs([("-o/--output", corpus)], [*inputs, *([cfg.teacher] if cfg.teacher else [])])
     total, mine = 0, 0
     for scene in iter_scenes(inputs, exclude=[corpus], corpus=corpus):
         total += 1
@@ -175,7 +178,14 @@ def run_curate(
     finally:
         if lock is not None:
             lock.close()
-    return _finish(corpus, shard)
+    summary = _finish(corpus, shard)
+    if summary.get("merged") and summary["scenes"] and summary["failed_scenes"] == summary["scenes"]:
+        # Nothing of the input could be read: not a corpus, whatever the exit of the last scene.
+        if created and shard.count == 1:
+            shutil.rmtree(corpus, ignore_errors=True)
+        first = summary["failures"][0]["error"]
+        raise InputError(f"none of the {summary['scenes']} scene(s) could be read (first: {first})")
+    return summary
 
 
 def _curate_scenes(

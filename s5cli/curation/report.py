@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from s5cli.curation.layout import MANIFEST, read_state
+from s5cli.datasets.columns import check_columns
 from s5cli.errors import InputError
 from s5cli.geo.files import atomic_output
 
@@ -25,6 +26,7 @@ PLOTS = ("report_classes.png", "report_entropy.png", "report_footprints.png")
 def _streams(manifest: Path, max_shapes: int, upper: float) -> dict[str, Any]:
     """Entropy histograms and a footprint sample, one row group at a time."""
     pf = pq.ParquetFile(manifest)
+    check_columns(pf.schema_arrow, manifest, {"entropy_mean": "float", "kept": "bool", "geometry": "binary"})
     total = pf.metadata.num_rows
     step = max(1, -(-total // max_shapes))
     edges = None

@@ -3,7 +3,10 @@
 This is the worker function of the CPU pool (no torch here). Rules, in order, each recorded as the
 row's reason: `nodata` (nodata share above max_nodata), `low_std` (pixel standard deviation of the
 valid pixels, in source units, below min_std). Survivors are written and marked `candidate`; the
-teacher, dedup and selection decide later. A scene that cannot be read becomes an error record.
+teacher, dedup and selection decide later. A window that cannot be read (a corrupt tile) is a row with
+reason `unreadable` and the rest of the scene goes on; a scene that cannot be opened, or none of whose
+windows reads, becomes an error record. Options that do not fit a scene (--bands past its band count)
+are a ConfigError that stops the run: another scene would not make them right.
 """
 
 from __future__ import annotations
@@ -24,10 +27,10 @@ from s5cli.curation.chips import check_writable, chip_extension, footprints, wri
 from s5cli.curation.config import CurateConfig
 from s5cli.curation.inputs import Scene
 from s5cli.curation.layout import chip_relpath
-from s5cli.curation.manifest import CANDIDATE, LOW_STD, NODATA
+from s5cli.curation.manifest import CANDIDATE, LOW_STD, NODATA, UNREADABLE
 from s5cli.curation.phash import phash, to_hex
-from s5cli.errors import InputError
-from s5cli.geo.raster import info_of, open_raster, read_window
+from s5cli.errors import ConfigError, InputError
+from s5cli.geo.raster import check_real, info_of, open_raster, read_window
 from s5cli.geo.resample import resampled
 from s5cli.geo.tiles import grid_starts
 
@@ -68,6 +71,7 @@ class SceneResult:
     rows: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
+    lost: str | None = None  # "<scene>: N of M windows unreadable, left out (...)" when tiles are corrupt
 
     def record(self) -> dict[str, Any]:
         """The scene's entry in a part record."""
@@ -87,10 +91,12 @@ def tile_scene(scene: Scene, settings: TileSettings) -> SceneResult:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             with open_raster(scene.source) as src:
-                rows = _tile(scene, src, settings)
+                rows, first_loss = _tile(scene, src, settings)
     except InputError as exc:
         return SceneResult(scene, [], exc.message, time.perf_counter() - start)
-    return SceneResult(scene, rows, None, time.perf_counter() - start)
+    lost = sum(row["reason"] == UNREADABLE for row in rows)
+    note = f"{scene.source}: {lost} of {len(rows)} windows unreadable, left out ({first_loss})" if lost else None
+    return SceneResult(scene, rows, None, time.perf_counter() - start, note)
 
 
 def _resampled(src: Any, gsd_m: float | None, target: float | None) -> tuple[Any, float | None]:
@@ -100,11 +106,13 @@ def _resampled(src: Any, gsd_m: float | None, target: float | None) -> tuple[Any
     return resampled(src, gsd_m / target), target
 
 
-def _tile(scene: Scene, src: Any, st: TileSettings) -> list[dict[str, Any]]:
+def _tile(scene: Scene, src: Any, st: TileSettings) -> tuple[list[dict[str, Any]], str | None]:
+    """The scene's rows and the first window read error (None when every window read)."""
     info = info_of(src, scene.source)
+    check_real(info)
     bands = list(st.bands) if st.bands else list(range(1, info.count + 1))
     if max(bands) > info.count:
-        raise InputError(f"has {info.count} band(s); --bands asks for band {max(bands)}", scene.source)
+        raise ConfigError(f"{scene.source}: has {info.count} band(s); --bands asks for band {max(bands)}")
     georef = info.is_georeferenced
     reader, gsd = _resampled(src, info.gsd_m if georef else None, st.gsd if georef else None)
     try:
@@ -120,10 +128,18 @@ def _tile(scene: Scene, src: Any, st: TileSettings) -> list[dict[str, Any]]:
         pad = reader.nodata if reader.nodata is not None else 0
         corpus = Path(st.corpus)
         rows, windows = [], []
+        first_loss = None
         for i, (r, c) in enumerate(starts):
             window = Window(c, r, width, height)
-            data, valid = read_window(reader, window, bands, pad_value=pad)
             row = _chip_row(scene, i, window, crs_text, gsd)
+            rows.append(row)
+            windows.append(window)
+            try:
+                data, valid = read_window(reader, window, bands, pad_value=pad)
+            except InputError as exc:
+                row["reason"] = UNREADABLE
+                first_loss = first_loss or exc.problem
+                continue
             row["nodata_fraction"] = float(1.0 - valid.mean())
             if row["nodata_fraction"] > st.max_nodata:
                 row["reason"] = NODATA
@@ -135,11 +151,11 @@ def _tile(scene: Scene, src: Any, st: TileSettings) -> list[dict[str, Any]]:
                     rel = chip_relpath(scene.key, scene.source, r, c, ext)
                     write_chip(corpus / rel, data, ext, crs, reader.window_transform(window), reader.nodata)
                     row.update(path=rel, phash=to_hex(phash(data)), reason=CANDIDATE)
-            rows.append(row)
-            windows.append(window)
+        if rows and all(row["reason"] == UNREADABLE for row in rows):
+            raise InputError(f"no window of the scene can be read ({first_loss})", scene.source)
         for row, geom in zip(rows, footprints(windows, reader.transform, crs)):
             row["geometry"] = geom
-        return rows
+        return rows, first_loss
     finally:
         if reader is not src:
             reader.close()

@@ -37,6 +37,7 @@ from torch.utils.data import Dataset
 
 from s5cli.datasets.info import IGNORE, class_lut
 from s5cli.errors import InputError
+from s5cli.geo.files import check_input
 from s5cli.geo.raster import open_raster, read_window, unit_scale
 from s5cli.geo.tiles import grid_starts
 
@@ -48,6 +49,9 @@ GEOTIFF_SUFFIXES = (".tif", ".tiff")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 # DOTA images reach ~20,000 x 20,000 px, past PIL's decompression-bomb guard (89 Mpx).
 _MAX_PIXELS = 40_000 * 40_000
+# The image formats PIL may decode for a dataset file, whatever its name (PIL otherwise tries every plugin
+# it has, EPS through Ghostscript included).
+_PIL_FORMATS = ("PNG", "JPEG", "TIFF", "BMP", "WEBP")
 
 
 def to_unit_float(data: np.ndarray, scale: float | None = None) -> torch.Tensor:
@@ -63,14 +67,13 @@ def to_unit_float(data: np.ndarray, scale: float | None = None) -> torch.Tensor:
 def _open_pil(path: Path) -> Any:
     from PIL import Image
 
-    if not path.is_file():
-        raise InputError("no such file", path)
+    check_input(path, "file")  # a FIFO would block PIL for ever
     old = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = _MAX_PIXELS
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            img = Image.open(path)
+            img = Image.open(path, formats=_PIL_FORMATS)
             img.load()  # decode now so that a truncated file fails here, naming the file
         return img
     except (OSError, SyntaxError, ValueError) as exc:
@@ -148,6 +151,7 @@ def read_pixels(
 
     GeoTIFFs are read with rasterio windows (only the window is decoded); PNG/JPEG are decoded
     whole with PIL (a truncated file is an InputError naming it) and the last two are cached.
+    Dataset files are data, not instructions: a GeoTIFF must be a plain one (no VRT, no sidecars).
     ``kind="image"`` makes PNG/JPEG 3-channel RGB; ``kind="label"`` keeps raw values (palette
     indexes); ``kind="colour"`` gives the colours of a colour label.
     """
@@ -155,7 +159,7 @@ def read_pixels(
     if p.suffix.lower() in GEOTIFF_SUFFIXES:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # NotGeoreferencedWarning: ISPRS labels carry no CRS
-            with open_raster(p) as src:
+            with open_raster(p, untrusted=True) as src:
                 win = Window(0, 0, src.width, src.height) if window is None else Window(*window)
                 idx = list(bands) if bands else None
                 if idx and max(idx) > src.count:
@@ -176,16 +180,17 @@ def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
     if p.suffix.lower() in GEOTIFF_SUFFIXES:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with open_raster(p) as src:
+            with open_raster(p, untrusted=True) as src:
                 return src.width, src.height
     from PIL import Image
 
+    check_input(p, "file")
     old = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = _MAX_PIXELS
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with Image.open(p) as img:
+            with Image.open(p, formats=_PIL_FORMATS) as img:
                 return img.size
     except FileNotFoundError:
         raise InputError("no such file", p) from None
@@ -193,6 +198,18 @@ def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
         raise InputError(f"not a readable image ({exc})", p) from None
     finally:
         Image.MAX_IMAGE_PIXELS = old
+
+
+def check_label_size(
+    image: str | os.PathLike[str],
+    image_size: tuple[int, int],
+    label: str | os.PathLike[str],
+    label_size: tuple[int, int],
+) -> None:
+    """A label raster covers its image pixel for pixel: sizes are (width, height); a mismatch names both files."""
+    if tuple(image_size) != tuple(label_size):
+        (iw, ih), (lw, lh) = image_size, label_size
+        raise InputError(f"the label is {lw}x{lh} px but its image {image} is {iw}x{ih} px", label)
 
 
 def colours_to_index(rgb: np.ndarray, table: dict[tuple[int, int, int], int]) -> np.ndarray:

@@ -1,7 +1,8 @@
 """The curated pre-training corpus (`s5 curate` output), read through its GeoParquet manifest.
 
-Only kept chips are read (the manifest's `kept` column). Paths in the manifest are relative to the
-corpus folder and may not escape it (an absolute path is taken as is). A sample is
+Only kept chips are read (the manifest's `kept` column). A manifest is data, not an instruction: its
+paths are relative to the corpus folder and may not lead out of it (no `..`, link or absolute path
+outside), and each chip must be a plain GeoTIFF, PNG or JPEG (geo/raster.py). A sample is
 {"image": float32 (C, H, W) in [0, 1], "dataset": "corpus", "path": str} plus, with masks=True,
 "mask": int64 (H, W) pseudo-labels (255 = no label, e.g. nodata pixels).
 """
@@ -13,9 +14,11 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import torch
 
 from s5cli.datasets.base import GEOTIFF_SUFFIXES, Sample, SampleDataset, Transform, read_pixels, to_unit_float
+from s5cli.datasets.columns import check_columns
 from s5cli.errors import InputError
 from s5cli.geo.files import within_root
 from s5cli.geo.raster import open_raster
@@ -35,7 +38,7 @@ def read_chip(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
         return data, np.ones(data.shape[1:], dtype=bool)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # NotGeoreferencedWarning: chips of plain images carry no CRS
-        with open_raster(p) as src:
+        with open_raster(p, untrusted=True) as src:
             data = src.read()
             valid = np.all(src.read_masks() > 0, axis=0)
     return data, valid
@@ -68,19 +71,22 @@ class CorpusDataset(SampleDataset):
         masks: bool = False,
         scale: float | None = None,
     ) -> None:
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
         super().__init__(transforms)
         self.root, self.manifest = locate_manifest(corpus)
         try:
+            schema = pq.read_schema(self.manifest)
+            check_columns(schema, self.manifest, {"path": "text", "mask_path": "text", "kept": "bool"})
             table = pq.read_table(self.manifest, columns=["path", "mask_path", "kept"], filters=[("kept", "==", True)])
-        except (pa.ArrowInvalid, KeyError, OSError) as exc:
+        except (pa.ArrowException, KeyError, OSError) as exc:
             first = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
             raise InputError(f"not a readable corpus manifest ({first})", self.manifest) from None
         # Arrow arrays, not Python lists: compact, and DataLoader workers share them without copy-on-read.
         self._paths = table.column("path").combine_chunks()
         self._masks = table.column("mask_path").combine_chunks() if masks else None
+        if not len(self._paths):
+            raise InputError("the corpus keeps no chip (every chip was dropped by the curate rules)", self.manifest)
         if self._paths.null_count:
             raise InputError("kept rows without a chip path", self.manifest)
         if self._masks is not None and self._masks.null_count:

@@ -33,6 +33,7 @@ from rasterio.windows import Window
 from rasterio.windows import bounds as window_bounds
 from rasterio.windows import transform as window_transform
 
+from s5cli.console import warn
 from s5cli.datasets.base import Sample, SampleDataset, Transform, WindowTuple, check_split, to_unit_float
 from s5cli.datasets.custom_config import (
     SPLITS,
@@ -45,6 +46,7 @@ from s5cli.datasets.custom_config import (
 from s5cli.datasets.info import IGNORE
 from s5cli.datasets.polygons import clip_to_window, corners_of
 from s5cli.errors import InputError
+from s5cli.geo.files import check_input
 from s5cli.geo.raster import open_raster, read_window
 from s5cli.geo.tiles import cell_grid, window_around, window_grid
 
@@ -53,9 +55,11 @@ Region = tuple[int, int, int, int]  # a scoring cell in its window's pixels: col
 
 def _read_labels(path: Path, cfg: CustomConfig) -> Any:
     import geopandas as gpd
+    import shapely
 
     if not path.exists():
         raise InputError("no such label file", path)
+    check_input(path, "any")  # a FIFO would block the reader
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -67,7 +71,13 @@ def _read_labels(path: Path, cfg: CustomConfig) -> Any:
     if cfg.class_column not in frame.columns:
         cols = ", ".join(c for c in frame.columns if c != "geometry")
         raise InputError(f"no column '{cfg.class_column}'; columns: {cols}", path)
-    frame = frame[frame.geometry.notna() & ~frame.geometry.is_empty & frame[cfg.class_column].notna()]
+    geoms = np.asarray(frame.geometry.array, dtype=object)
+    blank = shapely.is_missing(geoms) | shapely.is_empty(geoms)  # shapely itself: geopandas warns on notna()
+    if blank.any():
+        warn(f"{path}: {int(blank.sum())} feature(s) with an empty or NULL geometry left out")
+    frame = frame[~blank & frame[cfg.class_column].notna().to_numpy()]
+    _check_geometry_types(frame, path, cfg)
+    _check_coordinates(frame, path)
     # Classes mapped by name (exact, then case-insensitive), never by position.
     lower = {c.lower(): i for i, c in enumerate(cfg.classes)}
     names = frame[cfg.class_column].astype(str).str.strip()
@@ -80,6 +90,32 @@ def _read_labels(path: Path, cfg: CustomConfig) -> Any:
         )
     frame = frame.assign(_class=index.astype(np.int64))
     return frame[["_class", "geometry"]].reset_index(drop=True)
+
+
+def _check_geometry_types(frame: Any, path: Path, cfg: CustomConfig) -> None:
+    """Detection boxes come from polygons: points and lines have no extent to box."""
+    if cfg.task != "detection" or not len(frame):
+        return
+    kinds = frame.geometry.geom_type
+    other = kinds[~kinds.isin(("Polygon", "MultiPolygon"))]
+    if len(other):
+        found = ", ".join(sorted(set(other)))
+        raise InputError(
+            f"{len(other)} feature(s) are {found}; a detection dataset needs Polygon or MultiPolygon features", path
+        )
+
+
+def _check_coordinates(frame: Any, path: Path) -> None:
+    """Coordinates outside longitude/latitude in a geographic CRS: the CRS is wrong (GeoJSON's default WGS84)."""
+    if not len(frame) or not frame.crs.is_geographic:
+        return
+    x0, y0, x1, y1 = frame.total_bounds
+    if x0 < -360 or x1 > 360 or y0 < -90 or y1 > 90:
+        raise InputError(
+            f"coordinates ({x0:.6g}, {y0:.6g}, {x1:.6g}, {y1:.6g}) are not longitude/latitude, but the file says "
+            f"{frame.crs.to_string()} (a GeoJSON without a CRS is read as WGS84): save the labels with their CRS",
+            path,
+        )
 
 
 class CustomDataset(SampleDataset):
@@ -101,6 +137,9 @@ class CustomDataset(SampleDataset):
         self.name = cfg.name
         self.split = check_split(cfg.name, split, SPLITS)
         base = yaml_path.parent
+        label_path = base / cfg.labels if not Path(cfg.labels).is_absolute() else Path(cfg.labels)
+        self.labels = _read_labels(label_path, cfg)
+        self._by_crs: dict[str, Any] = {}
         self.scenes: list[Path] = []
         sizes: list[tuple[int, int]] = []
         resolved = scene_entries(cfg, yaml_path)
@@ -109,6 +148,7 @@ class CustomDataset(SampleDataset):
             with open_raster(path) as src:
                 if src.crs is None:
                     raise InputError("has no CRS, so the vector labels cannot be placed on it", path)
+                self._check_covered(src, path, label_path)
                 sizes.append((src.width, src.height))
             self.scenes.append(path)
         parts = self._cell_splits(entries, sizes)
@@ -128,8 +168,14 @@ class CustomDataset(SampleDataset):
                 cx, cy = min(col + size // 2, width - 1), min(row + size // 2, height - 1)
                 if parts[s][(cy // size) * per_row + cx // size] == self.split:  # the cell holding its centre
                     self.index.append((s, (col, row, size, size), None))
-        self.labels = _read_labels(base / cfg.labels if not Path(cfg.labels).is_absolute() else Path(cfg.labels), cfg)
-        self._by_crs: dict[str, Any] = {}
+
+    def _check_covered(self, src: Any, scene: Path, label_path: Path) -> None:
+        """Some label lies on the scene: labels elsewhere (a wrong CRS, another area) would train on nothing."""
+        from shapely.geometry import box
+
+        frame = self._labels_in(src.crs)
+        if not len(frame.sindex.query(box(*src.bounds), predicate="intersects")):
+            raise InputError(f"the labels cover none of the scene {scene} (check their CRS and extent)", label_path)
 
     def _cell_splits(self, entries: list[SceneEntry], sizes: list[tuple[int, int]]) -> list[list[str]]:
         """The split of every tile cell of every scene: the scene's, or a seeded fraction of all cells."""

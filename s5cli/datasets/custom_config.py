@@ -91,6 +91,11 @@ class CustomConfig(StrictConfig):
 def read_custom_config(path: str | os.PathLike[str]) -> CustomConfig:
     """Load and check a dataset YAML (ConfigError on unknown keys, InputError on a bad background)."""
     cfg = load_config(CustomConfig, path)
+    seen: dict[str, str] = {}
+    for name in cfg.classes:  # labels are matched to classes by name, also case-insensitively
+        if name.strip().lower() in seen:
+            raise InputError(f"class '{name}' is named twice (as '{seen[name.strip().lower()]}' too)", path)
+        seen[name.strip().lower()] = name
     if cfg.background is not None and cfg.background not in cfg.classes:
         raise InputError(f"background '{cfg.background}' is not one of the classes: {', '.join(cfg.classes)}", path)
     if len(cfg.classes) >= IGNORE:

@@ -17,8 +17,10 @@ from s5cli.datasets.base import (
     Sample,
     SampleDataset,
     Transform,
+    check_label_size,
     colour_table,
     colours_to_index,
+    image_size,
     not_this_dataset,
     read_pixels,
     sorted_files,
@@ -86,6 +88,7 @@ class ISAID(SampleDataset):
         if mask_path is not None:
             if not mask_path.is_file():
                 raise InputError(f"no colour mask {mask_path.name} for this image", image_path)
+            check_label_size(image_path, image_size(image_path), mask_path, image_size(mask_path))  # headers only
             rgb = read_pixels(mask_path, window_arg, kind="colour", pad_value=255)
             sample["mask"] = torch.from_numpy(colours_to_index(rgb[:3], self.table))
         return sample

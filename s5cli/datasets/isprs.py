@@ -21,8 +21,10 @@ from s5cli.datasets.base import (
     Sample,
     SampleDataset,
     Transform,
+    check_label_size,
     colour_table,
     colours_to_index,
+    image_size,
     not_this_dataset,
     read_pixels,
     to_unit_float,
@@ -113,6 +115,8 @@ class _ISPRSTiles(SampleDataset):
         self.tiles = self._find_tiles()
         if not self.tiles:
             raise not_this_dataset(self.root, self.name, self.info.layout)
+        for image, label, _ in self.tiles:  # headers only: windows past a smaller label would read padding
+            check_label_size(image, image_size(image), label, image_size(label))
         if stride is None and crop_size is not None:  # the record's strides, scaled to another crop size
             step = self.info.stride if self.split == "train" else self.info.test_stride
             stride = round(crop_size * step / self.info.crop_size)

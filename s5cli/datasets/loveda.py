@@ -16,6 +16,7 @@ from s5cli.datasets.base import (
     Sample,
     SampleDataset,
     Transform,
+    check_label_size,
     not_this_dataset,
     read_pixels,
     sorted_files,
@@ -76,14 +77,12 @@ class LoveDA(SampleDataset):
 
     def _load(self, index: int) -> Sample:
         image_path, mask_path = self.files[index]
-        sample: Sample = {
-            "image": to_unit_float(read_pixels(image_path)),
-            "dataset": self.name,
-            "path": str(image_path),
-        }
+        image = read_pixels(image_path)
+        sample: Sample = {"image": to_unit_float(image), "dataset": self.name, "path": str(image_path)}
         if mask_path is not None:
             if not mask_path.is_file():
                 raise InputError("no mask for this image (expected masks_png/ beside images_png/)", image_path)
             raw = read_pixels(mask_path, kind="label")[0]
+            check_label_size(image_path, image.shape[:0:-1], mask_path, raw.shape[::-1])
             sample["mask"] = torch.from_numpy(values_to_index(raw, _VALUES))
         return sample

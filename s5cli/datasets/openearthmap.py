@@ -18,6 +18,7 @@ from s5cli.datasets.base import (
     Sample,
     SampleDataset,
     Transform,
+    check_label_size,
     not_this_dataset,
     read_pixels,
     to_unit_float,
@@ -97,5 +98,6 @@ class OpenEarthMap(SampleDataset):
         sample: Sample = {"image": to_unit_float(image), "dataset": self.name, "path": str(image_path)}
         if label_path is not None:
             raw = read_pixels(label_path, bands=[1], kind="label", pad_value=255)[0]
+            check_label_size(image_path, image.shape[:0:-1], label_path, raw.shape[::-1])
             sample["mask"] = torch.from_numpy(values_to_index(raw, _VALUES))
         return sample

@@ -94,7 +94,7 @@ def prepare_dataset(
             + ", ".join(PREPARABLE)
         )
     out = check_output(output, overwrite)
-    size = patch_size or info.patch_size or info.crop_size
+    size = patch_size if patch_size is not None else (info.patch_size or info.crop_size)  # 0 is refused, not a default
     default_gap = info.patch_gap if info.patch_gap is not None else (info.crop_size or 0) - (info.stride or 0)
     overlap = default_gap if gap is None else gap
     if size is None or size <= 0 or not 0 <= overlap < size:

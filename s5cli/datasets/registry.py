@@ -10,17 +10,20 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from s5cli.datasets.benchmarks import BENCHMARKS
 from s5cli.datasets.custom_config import CUSTOM, custom_info
 from s5cli.datasets.info import DatasetInfo
-from s5cli.errors import InputError
+from s5cli.errors import ConfigError, InputError
 
 DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (*BENCHMARKS, CUSTOM)}
 # Datasets that live as a folder under a data root (custom data is named by its YAML instead).
 FOLDER_DATASETS = tuple(info.name for info in BENCHMARKS)
+# Loader options that are pixel sizes, and the smallest value each takes (None keeps a loader's default).
+SIZE_OPTIONS = {"crop_size": 1, "stride": 1, "patch_size": 1, "gap": 0}
 
 
 def _norm(name: str) -> str:
@@ -95,6 +98,13 @@ def find_dataset_root(data_root: str | os.PathLike[str], name: str) -> Path:
     raise InputError(f"no {info.name} folder here (looked for: {tried})", base)
 
 
+def check_settings_keys(settings: Mapping[str, Any], names: Sequence[str], where: str = "dataset_settings") -> None:
+    """Every key of a per-dataset settings section names a dataset of the run (a typo is an error, not ignored)."""
+    for key in settings:
+        if not any(same_dataset(key, name) for name in names):
+            raise ConfigError(f"{where}.{key} names no dataset of this run; the datasets are: {', '.join(names)}")
+
+
 def get_dataset(
     name: str,
     root: str | os.PathLike[str],
@@ -111,4 +121,8 @@ def get_dataset(
     unknown = sorted(set(options) - set(valid))
     if unknown:
         raise InputError(f"{info.name} has no option {', '.join(unknown)}; its options: {', '.join(valid) or 'none'}")
+    for key, smallest in SIZE_OPTIONS.items():
+        value = options.get(key)
+        if value is not None and (type(value) is not int or value < smallest):
+            raise InputError(f"{info.name} option {key} must be a whole number of pixels >= {smallest}, got {value!r}")
     return cls(root, split=split, transforms=transforms, **options)

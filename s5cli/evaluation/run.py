@@ -15,7 +15,7 @@ from typing import Any
 from s5cli.console import info, warn
 from s5cli.errors import InputError
 from s5cli.evaluation.config import EvaluateConfig
-from s5cli.geo.files import atomic_output, check_output
+from s5cli.geo.files import atomic_output, check_distinct_outputs, check_output
 from s5cli.scoring.plan import Choices, Job, check_head, plan_job
 from s5cli.scoring.score import DatasetResult, evaluate_dataset, format_score
 
@@ -53,7 +53,7 @@ def plan_jobs(cfg: EvaluateConfig, spec: Any, trained: Any = None) -> list[Job]:
 
     `trained` is the checkpoint's training config, named in the hint when a head needs a dataset YAML.
     """
-    from s5cli.datasets.registry import is_dataset_yaml, resolve_dataset
+    from s5cli.datasets.registry import check_settings_keys, is_dataset_yaml, resolve_dataset
 
     _own_data_heads(cfg, spec, trained)
     names = cfg.datasets or [h.name for h in spec.heads]
@@ -80,7 +80,8 @@ def plan_jobs(cfg: EvaluateConfig, spec: Any, trained: Any = None) -> list[Job]:
             options=own.options,
             protocol=cfg.protocol,
         )
-        jobs.append(plan_job(info, head, root, choices))
+        jobs.append(plan_job(info, head, root, choices, spec.preset))
+    check_settings_keys(cfg.dataset_settings, [job.name for job in jobs])
     return jobs
 
 
@@ -112,6 +113,8 @@ def run_evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     device = resolve_device(cfg.device)
     model, spec, rest = load_checkpoint(cfg.checkpoint, device)
     jobs = plan_jobs(cfg, spec, rest.get("config"))
+    outputs = [("-o/--output", cfg.output), ("--save-predictions", cfg.save_predictions)]
+    check_distinct_outputs(outputs, [cfg.checkpoint, *(job.root for job in jobs)])
     datasets = [job.load() for job in jobs]  # folders checked up front
     precision = inference_precision(cfg.amp, device)
     results: list[DatasetResult] = []

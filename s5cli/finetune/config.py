@@ -14,9 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from s5cli.config import StrictConfig
+from s5cli.config import StrictConfig, build_config
 from s5cli.training.optim import OptimConfig
 from s5cli.training.schedules import ScheduleConfig
 from s5cli.training.stage import RunSettings
@@ -28,7 +28,7 @@ class DatasetSettings(StrictConfig):
     root: Path | None = None  # the dataset folder itself; wins over data_root
     split: str | None = None  # training split
     val_split: str | None = None  # validation split; "none" turns validation off for this dataset
-    weight: float = Field(1.0, ge=0.0)  # multiplies the dataset's loss
+    weight: float = Field(1.0, ge=0.0)  # multiplies the dataset's loss (finite: the config refuses inf)
     start_epoch: int = Field(0, ge=0)  # the loss counts from this epoch on (S5: Vaihingen 70 of 100)
     batch_size: int | None = Field(None, ge=1)  # this dataset's images per process and step; None: the run's
     options: dict[str, Any] = Field(default_factory=dict)  # loader options, e.g. {labels: eroded}
@@ -45,6 +45,18 @@ class FinetuneModelConfig(StrictConfig):
     decoder_channels: int = Field(256, ge=8)  # UperNet width of a fresh model (an init keeps its own)
     grad_checkpointing: bool = True
     detection: dict[str, Any] = Field(default_factory=dict)  # DetectionOptions overrides for detection heads
+
+    @field_validator("detection")
+    @classmethod
+    def _detection_options(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from s5cli.detection.options import DetectionOptions
+        from s5cli.errors import ConfigError
+
+        try:  # checked with the config, not when the first detection head is built
+            build_config(DetectionOptions, value)
+        except ConfigError as exc:
+            raise ValueError(exc.problem) from None
+        return value
 
 
 class FinetuneConfig(RunSettings):

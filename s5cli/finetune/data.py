@@ -50,7 +50,7 @@ class DatasetPlan:
 
 def plan_datasets(cfg: FinetuneConfig) -> list[DatasetPlan]:
     """Resolve every dataset of the config (unknown names, missing folders: InputError before any work)."""
-    from s5cli.datasets.registry import is_dataset_yaml, resolve_dataset
+    from s5cli.datasets.registry import check_settings_keys, is_dataset_yaml, resolve_dataset
 
     plans = []
     for entry in cfg.datasets:
@@ -69,6 +69,7 @@ def plan_datasets(cfg: FinetuneConfig) -> list[DatasetPlan]:
         head = HeadSpec.from_dataset(dinfo, size, options=detection)
         split = own.split or dinfo.train_split
         plans.append(DatasetPlan(name, dinfo, Path(root), split, val, dict(own.options), own, head))
+    check_settings_keys(cfg.dataset_settings, [p.name for p in plans])
     return plans
 
 

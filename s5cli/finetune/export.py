@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from s5cli.errors import InputError
-from s5cli.geo.files import check_output
+from s5cli.geo.files import check_distinct_outputs, check_output
 
 
 def export_checkpoint(
@@ -29,6 +29,7 @@ def export_checkpoint(
     from s5cli.models.moe import export_dense
 
     check_output(output, overwrite)
+    check_distinct_outputs([("-o/--output", output)], [checkpoint])
     model, spec, rest = load_checkpoint(checkpoint)
     names = [h.name for h in spec.heads]
     if dataset is None:

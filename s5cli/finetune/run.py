@@ -39,7 +39,7 @@ def _validator(plans: list[DatasetPlan], cfg: FinetuneConfig) -> Validator | Non
             split=plan.val_split, options=plan.options, max_images=cfg.eval_max_images, on_patches=True,
             protocol=cfg.protocol, flip=False if cfg.protocol == "paper" else None,
         )  # fmt: skip
-        jobs.append(plan_job(plan.info, plan.head, plan.root, choices))
+        jobs.append(plan_job(plan.info, plan.head, plan.root, choices, cfg.model.preset))
     validator = Validator(jobs, select="mIoU" if cfg.protocol == "paper" else None)
     return validator if validator else None
 

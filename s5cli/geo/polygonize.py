@@ -263,6 +263,10 @@ def _read_sieved(src: rasterio.io.DatasetReader, win: Window, margin: int, sieve
     c1 = min(src.width, int(win.col_off + win.width) + margin)
     r1 = min(src.height, int(win.row_off + win.height) + margin)
     ext = src.read(1, window=Window(c0, r0, c1 - c0, r1 - r0))
-    sieved = features.sieve(ext, size=sieve, mask=ext != nodata, connectivity=4)
+    if ext.size <= 1:
+        return ext  # a single pixel: nothing to merge
+    # GDAL's sieve needs a size below the area; a smaller block than the mapping unit (a thin last row
+    # of blocks) is sieved at its whole area, merging every region into its largest neighbour.
+    sieved = features.sieve(ext, size=min(sieve, ext.size - 1), mask=ext != nodata, connectivity=4)
     top, left = int(win.row_off) - r0, int(win.col_off) - c0
     return sieved[top : top + int(win.height), left : left + int(win.width)]

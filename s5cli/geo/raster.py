@@ -26,18 +26,37 @@ from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from s5cli.errors import InputError
+from s5cli.geo.files import check_path, is_remote
 
-# Paths GDAL reads without a local file: /vsicurl/, /vsis3/, ... and URLs.
-_REMOTE_PREFIXES = ("/vsi", "http://", "https://", "s3://", "gs://")
 # Formats GDAL reads that hold imagery: what a folder of scenes is searched for.
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".png", ".jpg", ".jpeg", ".jp2", ".img")
 # A nodata rule: None = the file's mask; "none" = ignore the file's nodata value; a number = that value.
 Nodata = float | Literal["none"] | None
+# Formats of rasters that come as data (dataset files, corpus chips): plain files whose pixels are inside
+# them. A VRT (also one named .tif) or any other format that names further files or URLs could make a
+# data folder read outside itself or reach the network; only the user may name such a raster.
+# The file's first bytes decide its one allowed driver (classic and BigTIFF, both byte orders).
+_PLAIN_MAGIC = {
+    b"II*\x00": "GTiff",
+    b"MM\x00*": "GTiff",
+    b"II+\x00": "GTiff",
+    b"MM\x00+": "GTiff",
+    b"\x89PNG": "PNG",
+    b"\xff\xd8\xff": "JPEG",
+}
 
 
-def is_remote(path: str | os.PathLike[str]) -> bool:
-    """True for a GDAL virtual or remote path that cannot be checked with os.path."""
-    return str(path).startswith(_REMOTE_PREFIXES)
+def _plain_driver(path: str) -> str:
+    """The GDAL driver of a plain GeoTIFF, PNG or JPEG file, from its magic bytes; anything else is refused."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as exc:
+        raise InputError(f"cannot read ({exc.strerror})", path) from None
+    for magic, driver in _PLAIN_MAGIC.items():
+        if head.startswith(magic):
+            return driver
+    raise InputError("not a plain GeoTIFF, PNG or JPEG file (a data file may not be a VRT or other format)", path)
 
 
 def is_raster_name(name: str) -> bool:
@@ -127,17 +146,30 @@ class RasterInfo:
         }
 
 
-def open_raster(path: str | os.PathLike[str]) -> rasterio.io.DatasetReader:
-    """Open a raster for reading; a missing, empty or unreadable file is an InputError."""
-    p = str(path)
+def open_raster(path: str | os.PathLike[str], untrusted: bool = False) -> rasterio.io.DatasetReader:
+    """Open a raster for reading; a missing, empty, unreadable or non-regular file is an InputError.
+
+    A FIFO, socket or device is refused before GDAL opens it (it would block for ever). With
+    `untrusted=True` (data files, not a scene the user named) the raster must be a local GeoTIFF, PNG
+    or JPEG, and GDAL opens no sidecar file (.aux.xml, .msk, .ovr) beside it.
+    """
+    p = os.fsdecode(path)
+    if untrusted and is_remote(p):
+        raise InputError("a data file must be a local raster, not a GDAL virtual or remote path", p)
     if not is_remote(p):
-        fp = Path(p)
+        fp = check_path(p)
         if not fp.exists():
             raise InputError("no such file", p)
+        if not (fp.is_file() or fp.is_dir()) or (untrusted and not fp.is_file()):
+            raise InputError("is not a regular file (a FIFO, socket or device?)", p)
         if fp.is_file() and fp.stat().st_size == 0:
             raise InputError("is empty", p)
     try:
-        return rasterio.open(p)
+        if not untrusted:
+            return rasterio.open(p)
+        driver = _plain_driver(p)
+        with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"):
+            return rasterio.open(p, driver=driver)  # this one driver only: GDAL tries no other format
     except RasterioIOError as exc:
         raise InputError(f"not a readable raster ({_short(exc)})", p) from None
     except RasterioError as exc:
@@ -151,6 +183,14 @@ def read_errors(src: rasterio.io.DatasetReader, what: str = "read") -> Iterator[
         yield
     except RasterioError as exc:
         raise InputError(f"cannot {what} ({_short(exc)})", src.name) from None
+
+
+def check_real(info: RasterInfo) -> None:
+    """Refuse complex pixels (SAR SLC): models and chip rules take real-valued bands."""
+    if np.dtype(info.dtype).kind == "c":
+        raise InputError(
+            f"has complex pixels ({info.dtype}); convert them to real bands first (e.g. amplitude)", info.path
+        )
 
 
 def _short(exc: BaseException) -> str:

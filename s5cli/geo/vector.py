@@ -35,6 +35,9 @@ from s5cli.geo.polygonize import Piece
 from s5cli.geo.raster import RASTER_SUFFIXES
 
 SEGMENT_FIELDS = ("class_id", "class_name", "area_m2", "mean_confidence", "pixels")
+# Table name prefixes that SQLite (sqlite_), the GeoPackage standard (gpkg_) and its spatial indexes (rtree_)
+# keep for themselves: a layer of that name would clash with, or be refused as, a system table.
+RESERVED_PREFIXES = ("gpkg_", "sqlite_", "rtree_")
 DETECTION_FIELDS = ("class_id", "class_name", "score", "area_m2", "clipped")
 SHAPEFILE_NAMES = {"mean_confidence": "mean_conf"}  # dBase field names hold 10 characters
 EXPORT_BATCH = 65_536  # features per batch when copying a layer to another format
@@ -75,14 +78,17 @@ def vector_files(path: str | os.PathLike[str]) -> list[Path]:
 
 
 def layer_name(scene: str, taken: Sequence[str] = ()) -> str:
-    """A GeoPackage layer name from a scene path: its stem, letters/digits/_ only, unique among `taken`."""
+    """A GeoPackage layer name from a scene path: its stem, letters/digits/_ only, unique among `taken`.
+
+    Names that would start with a digit or a reserved prefix (gpkg_, sqlite_, rtree_) get `scene_` in front.
+    """
     stem = os.path.basename(str(scene).rstrip("/"))
     for suffix in RASTER_SUFFIXES:
         if stem.lower().endswith(suffix):
             stem = stem[: -len(suffix)]
             break
     name = re.sub(r"[^A-Za-z0-9_]+", "_", stem).strip("_") or "scene"
-    if name[0].isdigit():
+    if name[0].isdigit() or name.lower().startswith(RESERVED_PREFIXES):
         name = f"scene_{name}"
     unique, n = name, 2
     while unique.lower() in {t.lower() for t in taken}:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -34,11 +35,11 @@ class PredictConfig(StrictConfig):
     device: str = "auto"
     overwrite: bool = False
 
-    @field_validator("gsd")
+    @field_validator("gsd", mode="before")
     @classmethod
-    def _positive_gsd(cls, value: str | float) -> str | float:
-        if isinstance(value, float | int) and value <= 0:
-            raise ValueError("gsd must be positive metres, 'auto' or 'native'")
+    def _positive_gsd(cls, value: object) -> object:
+        if isinstance(value, float | int) and not (math.isfinite(value) and value > 0):
+            raise ValueError("gsd must be positive, finite metres, 'auto' or 'native'")
         return value
 
     @field_validator("stretch")

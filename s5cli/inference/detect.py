@@ -138,7 +138,7 @@ def detect_scene(plan: Any, predictor: Predictor, cfg: Any, gpkg: Any, scratch: 
     tg, raster, head = plan.targets, plan.info, predictor.head
     if not raster.is_georeferenced:
         warn(no_georef_warning(tg.scene, raster))
-    tile, gap = tile_and_overlap(predictor.head, cfg.tile_size, cfg.overlap)
+    tile, gap = tile_and_overlap(predictor.spec, predictor.head, cfg.tile_size, cfg.overlap)
     with warnings.catch_warnings(), ExitStack() as outputs:
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         warnings.simplefilter("ignore", NodataShadowWarning)

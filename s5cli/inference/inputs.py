@@ -12,8 +12,10 @@ from pathlib import Path
 
 from s5cli.console import info
 from s5cli.errors import InputError
-from s5cli.geo.raster import RASTER_SUFFIXES, RasterInfo, is_remote, walk_rasters
-from s5cli.models.spec import HeadInput, HeadSpec, InputSpec
+from s5cli.geo.files import is_remote
+from s5cli.geo.raster import RASTER_SUFFIXES, RasterInfo, walk_rasters
+from s5cli.models.presets import check_input_size
+from s5cli.models.spec import HeadInput, HeadSpec, InputSpec, ModelSpec
 
 GSD_TOLERANCE = 0.05  # run at the scene's own GSD when it is within 5% of the target
 MAX_RESAMPLE = 16.0  # refuse to make the working grid more than 16x finer or coarser than the scene
@@ -119,10 +121,10 @@ def working_factor(raster: RasterInfo, gsd: str | float, spec: InputSpec, path: 
     return factor
 
 
-def tile_and_overlap(head: HeadSpec, tile_size: int | None = None, overlap: float | None = None) -> tuple[int, int]:
-    """Tile side (multiple of 16) and overlap in pixels (a multiple of 2); by default the head's trained input."""
-    tile = int(tile_size or head.input.size)
-    if tile % 16:
-        raise InputError(f"the tile size must be a multiple of 16 (the ViT patch size), got {tile}")
+def tile_and_overlap(
+    spec: ModelSpec, head: HeadSpec, tile_size: int | None = None, overlap: float | None = None
+) -> tuple[int, int]:
+    """Tile side (one the model takes) and overlap in pixels (a multiple of 2); by default the head's trained input."""
+    tile = check_input_size(spec.preset, int(tile_size or head.input.size))
     share = overlap if overlap is not None else head.input.overlap
     return tile, HeadInput(size=tile, overlap=share).overlap_px

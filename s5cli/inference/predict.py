@@ -24,8 +24,15 @@ from typing import Any
 import rasterio
 
 from s5cli.errors import ConfigError, InputError
-from s5cli.geo.files import atomic_output, check_output, clean_stale_temps, disk_full_as_error, temp_prefix
-from s5cli.geo.raster import is_remote
+from s5cli.geo.files import (
+    atomic_output,
+    check_distinct_outputs,
+    check_output,
+    clean_stale_temps,
+    disk_full_as_error,
+    is_remote,
+    temp_prefix,
+)
 from s5cli.geo.styles import style_path, vector_qml, write_layer_styles
 from s5cli.geo.vector import export_layer, layer_name, vector_files, vector_format
 from s5cli.inference.config import PredictConfig
@@ -36,13 +43,14 @@ from s5cli.inference.scene import SceneTargets, plan_scene, predict_scene
 def plan_targets(scenes: list[str], cfg: PredictConfig) -> list[SceneTargets]:
     """Output paths of every scene; refuses existing ones without --overwrite (before any work)."""
     several = len(scenes) > 1
-    taken: list[Path] = []
+    taken: list[tuple[str, Path]] = []  # (option, path) of every file this run writes
     if cfg.output is not None:
         check_output(cfg.output, cfg.overwrite)  # an existing path is refused before its name is judged
         fmt = vector_format(cfg.output)
         if several and not fmt.multi_layer:
             raise InputError(f"a {fmt.name} file holds one layer: with several scenes write a .gpkg", cfg.output)
-        taken = vector_files(cfg.output) + ([] if fmt.multi_layer else [style_path(cfg.output)])
+        files = vector_files(cfg.output) + ([] if fmt.multi_layer else [style_path(cfg.output)])
+        taken = [("-o/--output", path) for path in files]
     names: list[str] = []
     targets = []
     for scene in scenes:
@@ -53,14 +61,12 @@ def plan_targets(scenes: list[str], cfg: PredictConfig) -> list[SceneTargets]:
         confidence = raster.with_name(f"{raster.stem}_confidence.tif") if raster is not None and cfg.probs else None
         preview = _per_scene(cfg.preview, name, ".png", several)
         target = SceneTargets(scene, layer, raster, confidence, preview)
-        taken += [p for p in (raster, *target.raster_sidecars, confidence, preview) if p is not None]
+        named = [("--raster", raster), *(("--raster", p) for p in target.raster_sidecars), ("--probs", confidence)]
+        taken += [(option, path) for option, path in (*named, ("--preview", preview)) if path is not None]
         targets.append(target)
-    seen: set[Path] = set()
-    for path in taken:
-        key = path.resolve()
-        if key in seen:
-            raise InputError("two outputs would share this file; give them different names", path)
-        seen.add(key)
+    # One check for all: no output is an input (with --overwrite it would replace what is read), none shared.
+    check_distinct_outputs(taken, [*scenes, *([cfg.checkpoint] if cfg.checkpoint else [])])
+    for _, path in taken:
         check_output(path, cfg.overwrite)
     return targets
 

@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING, Any
 from rasterio.errors import NodataShadowWarning, NotGeoreferencedWarning
 
 from s5cli.console import info, progress_bar, warn
+from s5cli.errors import InputError
 from s5cli.geo.cog import write_cog
 from s5cli.geo.files import atomic_output
 from s5cli.geo.polygonize import polygonize_raster, sieve_raster
-from s5cli.geo.raster import Nodata, RasterInfo, info_of
+from s5cli.geo.raster import Nodata, RasterInfo, check_real, info_of
 from s5cli.geo.styles import pam_path, raster_pam, raster_qml, style_path
 from s5cli.geo.vector import SEGMENT_FIELDS, AreaCalculator, LayerWriter, segment_frame
 from s5cli.inference.config import PredictConfig
@@ -81,11 +82,20 @@ def open_scene(path: str, nodata: Nodata = None) -> RasterioSource:
 
 
 def plan_scene(targets: SceneTargets, predictor: Predictor, cfg: PredictConfig) -> ScenePlan:
-    """Open a scene and check it against the head's input contract (bands, GSD) before any heavy work."""
+    """Open a scene and check it against the head's input contract (pixels, bands, GSD, sieve) before any heavy work."""
+    tile_and_overlap(predictor.spec, predictor.head, cfg.tile_size, cfg.overlap)  # sizes the model cannot take
     src = open_scene(targets.scene, cfg.nodata)
     contract = predictor.contract
     try:
         raster = info_of(src.ds, targets.scene)
+        check_real(raster)
+        pixels = raster.width * raster.height
+        if predictor.head.task == "segmentation" and cfg.sieve > 1 and cfg.sieve >= pixels:
+            raise InputError(
+                f"--sieve {cfg.sieve} px is not smaller than the scene ({raster.width}x{raster.height} px); "
+                "give a smaller --sieve, or --sieve 0",
+                targets.scene,
+            )
         bands = resolve_bands(src.count, cfg.bands, contract, src.alpha_bands(), targets.scene)
         factor = working_factor(raster, cfg.gsd, contract, targets.scene)
         if src.ds.block_shapes[0][0] == 1 and raster.width * raster.height > 4096 * 4096:
@@ -119,7 +129,7 @@ def _predict_scene(plan: ScenePlan, predictor: Predictor, cfg: PredictConfig, gp
         warn(no_georef_warning(tg.scene, raster))
     elif raster.is_rotated:
         info(f"{tg.scene}: rotated geotransform; outputs keep it and polygons use the full affine")
-    tile, overlap = tile_and_overlap(predictor.head, cfg.tile_size, cfg.overlap)
+    tile, overlap = tile_and_overlap(predictor.spec, predictor.head, cfg.tile_size, cfg.overlap)
     src = open_scene(tg.scene, cfg.nodata)
     work = src
     summary: dict[str, Any] = {"scene": tg.scene, "width": raster.width, "height": raster.height}

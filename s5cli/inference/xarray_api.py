@@ -56,7 +56,7 @@ def predict_dataarray(da: Any, checkpoint: Any, dataset: str | None = None, **op
     source = DataArraySource(da, options.get("nodata"))
     bands = resolve_bands(source.count, options.get("bands"), predictor.contract, path=source.name)
     normalise = make_normaliser(source, predictor.contract, bands, options.get("stretch"), options.get("scale"))
-    tile, overlap = tile_and_overlap(predictor.head, options.get("tile_size"), options.get("overlap"))
+    tile, overlap = tile_and_overlap(predictor.spec, predictor.head, options.get("tile_size"), options.get("overlap"))
     sink = ArraySink(source.width, source.height)
     predict_source(
         source,

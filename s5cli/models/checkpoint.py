@@ -2,11 +2,17 @@
 
     {"format": "s5cli", "version": 1,
      "spec": ModelSpec as plain data (preset, heads with classes and palettes, input bands/mean/std/gsd),
-     "state_dict": {name: tensor}, "config": resolved config dict or None, "extra": dict}
+     "state_dict": {name: tensor}, "config": resolved config dict or None, "extra": dict,
+     "checksum": {"algorithm": "crc32", "value": int}}
 
 Everything stored is tensors, dicts, lists, tuples, str, int, float, bool or None, so the file loads
 with `torch.load(weights_only=True)`: a file whose pickle would import anything else (and so could
 run code) is refused before anything of it runs. Optimizer and scheduler state dicts fit this rule.
+
+A file is checked before any of it is used: the checksum of the tensors (names, dtypes, shapes and
+bytes; files written before it existed have none and skip this step), real and finite weights, a valid
+spec, and every tensor's shape against the model the spec describes, worked out on the meta device, so
+that a crafted spec (a 65536 px position embedding) allocates nothing before it is refused.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import enum
 import os
 import pickle
 import zipfile
+import zlib
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -31,6 +38,7 @@ FORMAT = "s5cli"
 VERSION = 1
 # A training state (training/train_state.py): what --resume continues from, not a model.
 TRAIN_STATE_FORMAT = "s5cli-train-state"
+CHECKSUM = "crc32"  # detects flipped or truncated tensor bytes; zlib's crc32 runs at about 2 GB/s
 
 
 def plain(value: Any, where: str = "checkpoint") -> Any:
@@ -65,17 +73,53 @@ def save_checkpoint(
     overwrite: bool = False,
 ) -> Path:
     """Write model spec, weights, resolved config and extra state (e.g. training state) atomically."""
+    state = {k: v.detach() for k, v in model.state_dict().items()}
     payload = {
         "format": FORMAT,
         "version": VERSION,
         "spec": model.spec.model_dump(mode="json"),
-        "state_dict": {k: v.detach() for k, v in model.state_dict().items()},
+        "state_dict": state,
         "config": plain(config, "config"),
         "extra": plain(extra or {}, "extra"),
+        "checksum": {"algorithm": CHECKSUM, "value": tensor_checksum(state)},
     }
     with atomic_output(path, overwrite=overwrite) as tmp:
         torch.save(payload, tmp)
     return Path(path)
+
+
+def tensor_checksum(state: dict[str, torch.Tensor]) -> int:
+    """CRC-32 of a state dict: every tensor's name, dtype, shape and bytes, in name order."""
+    crc = 0
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        crc = zlib.crc32(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode(), crc)
+        if tensor.numel():
+            crc = zlib.crc32(memoryview(tensor.reshape(-1).view(torch.uint8).numpy()), crc)
+    return crc
+
+
+def check_tensors(state: dict, path: str | os.PathLike[str]) -> None:
+    """Every entry is a real tensor with finite values (NaN or inf weights would predict garbage)."""
+    for name, tensor in state.items():
+        if not isinstance(tensor, torch.Tensor):
+            raise InputError(f"weights entry '{name}' is a {type(tensor).__name__}, not a tensor", path)
+        if tensor.is_complex():
+            raise InputError(f"weights entry '{name}' holds complex numbers ({tensor.dtype})", path)
+        if tensor.is_floating_point() and tensor.numel() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise InputError(f"weights entry '{name}' holds {bad} NaN or infinite value(s)", path)
+
+
+def _check_checksum(ckpt: dict, path: str | os.PathLike[str]) -> None:
+    """Verify the stored checksum (checkpoints written before it existed have none)."""
+    stored = ckpt.get("checksum")
+    if stored is None:
+        return
+    if not isinstance(stored, dict) or stored.get("algorithm") != CHECKSUM or not isinstance(stored.get("value"), int):
+        raise InputError(f"checksum entry is not a {CHECKSUM} value", path)
+    if tensor_checksum(ckpt["state_dict"]) != stored["value"]:
+        raise InputError("the weights do not match their checksum: the file is corrupted", path)
 
 
 def official_globals() -> list:
@@ -153,6 +197,8 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict:
     missing = [k for k in ("spec", "state_dict") if not isinstance(ckpt.get(k), dict)]
     if missing:
         raise InputError(f"checkpoint lacks {', '.join(missing)}", path)
+    check_tensors(ckpt["state_dict"], path)
+    _check_checksum(ckpt, path)
     return ckpt
 
 
@@ -167,22 +213,37 @@ def checkpoint_spec(ckpt: dict, path: str | os.PathLike[str] = "checkpoint") -> 
         raise InputError(f"checkpoint spec is invalid at '{where}': {err['msg']}", path) from None
 
 
+def check_shapes(spec: ModelSpec, state: dict[str, torch.Tensor], path: str | os.PathLike[str]) -> None:
+    """The weights are exactly the tensors of the model `spec` describes (built on the meta device: no memory)."""
+    try:
+        with torch.device("meta"):
+            expected = {k: tuple(v.shape) for k, v in build_model(spec).state_dict().items()}
+    except (ValueError, RuntimeError, TypeError) as exc:  # e.g. options no layer can be built with
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"checkpoint spec describes no buildable model ({first})", path) from None
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        raise InputError(f"weights do not fit the spec: missing {missing[:3]}, unexpected {unexpected[:3]}", path)
+    for name, shape in expected.items():
+        if tuple(state[name].shape) != shape:
+            raise InputError(
+                f"weights do not fit the spec: '{name}' is {tuple(state[name].shape)}, the spec makes it {shape}", path
+            )
+
+
 def load_checkpoint(
     path: str | os.PathLike[str], device: str | torch.device = "cpu"
 ) -> tuple[S5Model, ModelSpec, dict]:
     """Rebuild the model of a checkpoint (eval mode) on `device`; returns (model, spec, checkpoint minus weights)."""
     ckpt = read_checkpoint(path)
     spec = checkpoint_spec(ckpt, path)
-    with torch.device(device):
-        model = build_model(spec)
+    check_shapes(spec, ckpt["state_dict"], path)
     try:
-        result = model.load_state_dict(ckpt["state_dict"], strict=False)
-    except RuntimeError as exc:  # a shape mismatch
-        raise InputError(f"weights do not fit the spec ({str(exc).splitlines()[-1].strip()[:160]})", path) from None
-    if result.missing_keys or result.unexpected_keys:
-        raise InputError(
-            f"weights do not fit the spec: missing {result.missing_keys[:3]}, unexpected {result.unexpected_keys[:3]}",
-            path,
-        )
+        with torch.device(device):
+            model = build_model(spec)
+        model.load_state_dict(ckpt["state_dict"], strict=True)
+    except (MemoryError, torch.OutOfMemoryError):
+        raise InputError(f"not enough memory for this model ({spec.preset}) on {device}", path) from None
     rest = {k: v for k, v in ckpt.items() if k != "state_dict"}
     return model.eval(), spec, rest

@@ -28,7 +28,7 @@ from timm.layers import resample_abs_pos_embed
 
 from s5cli.errors import InputError
 from s5cli.geo.files import check_output
-from s5cli.models.checkpoint import official_globals, refuse_train_state, safe_load, save_checkpoint
+from s5cli.models.checkpoint import check_tensors, official_globals, refuse_train_state, safe_load, save_checkpoint
 from s5cli.models.known_heads import S5_SEGMENTATION_DATASETS, known_head
 from s5cli.models.network import build_model, head_key
 from s5cli.models.presets import get_preset, preset_for_shape
@@ -159,7 +159,8 @@ def _segmentation_heads(
     for position, name in enumerate(names):
         decoder = _pick(decoders, "semsegdecoder", name, position, dec_defaults, used_dec)
         classifier = _pick(classifiers, "semseghead", name, position, cls_defaults, used_cls)
-        num_classes = rest[f"{classifier}.1.weight"].shape[0] if classifier else None
+        key = f"{classifier}.1.weight"
+        num_classes = _dims(rest[key], key, 4)[0] if classifier else None
         heads.append(known_head(name, num_classes))
         if decoder:
             prefixes[f"{decoder}.decode_head."] = f"heads.{head_key(name)}.decoder."
@@ -203,9 +204,16 @@ def _map_prefixed(rest: dict[str, torch.Tensor], prefixes: dict[str, str]) -> tu
     return mapped, origin, unmapped
 
 
+def _dims(tensor: torch.Tensor, key: str, ndim: int) -> torch.Size:
+    """The shape of a tensor the conversion reads sizes from; another rank (a 1-D or 0-D stand-in) is refused."""
+    if tensor.ndim != ndim:
+        raise InputError(f"'{key}' is a {tensor.ndim}-D tensor {tuple(tensor.shape)}; S5 weights hold a {ndim}-D one")
+    return tensor.shape
+
+
 def _grid_pos_embed(pos: torch.Tensor) -> tuple[torch.Tensor, int]:
     """(pos_embed without a cls slot, grid side): official files store (1, g*g, D), MAE ones (1, 1+g*g, D)."""
-    tokens = pos.shape[1]
+    tokens = _dims(pos, "pos_embed", 3)[1]
     side = round(tokens**0.5)
     if side * side == tokens:
         return pos, side
@@ -232,6 +240,7 @@ def convert_official(
     backbone, rest, file_keys = _split_backbone(state)
     file_keys = {k: renamed.get(v, v) for k, v in file_keys.items()}
     weight = backbone["patch_embed.projection.weight"]  # (D, C, 16, 16)
+    _dims(weight, "patch_embed.projection.weight", 4)
     if weight.shape[1] != 3:
         raise InputError(f"the patch embedding takes {weight.shape[1]} bands; the S5 weights are RGB")
     depth = 1 + max((int(m.group(1)) for k in backbone if (m := re.match(r"layers\.(\d+)\.", k))), default=-1)
@@ -243,7 +252,7 @@ def convert_official(
             "patches (S5 pre-trains a patch-16 MAE; the public MAE ViT-H/14 does not fit)"
         )
     experts = {int(m.group(1)) for k in backbone if (m := re.search(r"\.ffn\.experts\.(\d+)\.", k))}
-    width = next((v.shape[0] for k, v in backbone.items() if ".ffn.experts." in k and k.endswith("weight")), 256)
+    width = next((_dims(v, k, 2)[0] for k, v in backbone.items() if ".ffn.experts." in k and k.endswith("weight")), 256)
     pos, side = _grid_pos_embed(backbone.get("pos_embed", torch.zeros(1, 1024, weight.shape[0])))
     if timm:  # S4P's init: the MAE grid (14 x 14 at 224 px) resized to the S4P input
         side = S4P_IMG_SIZE // patch
@@ -288,7 +297,7 @@ def convert_official(
         ours[target], origin[target] = value, file_keys[key]
     ours.update(mapped)
     origin.update(head_origin)
-    channels = next((v.shape[0] for k, v in rest.items() if k.endswith("fpn_bottleneck.conv.weight")), 256)
+    channels = next((_dims(v, k, 4)[0] for k, v in rest.items() if k.endswith("fpn_bottleneck.conv.weight")), 256)
     trained = side * patch  # the official models take exactly their position grid's size
     spec = ModelSpec(
         preset=preset,
@@ -334,6 +343,7 @@ def import_official(
         spec, ours, origin, unmapped = convert_official(state, datasets)
     except InputError as exc:
         raise InputError(exc.problem, exc.path or source) from None
+    check_tensors(ours, source)  # NaN, infinite or complex weights would be written as a broken checkpoint
     model = build_model(spec)
     expected = model.state_dict()
     fitting = {}

@@ -157,7 +157,7 @@ def map_detection_keys(
             name = owner[m.group(2)]
             ours = (class_names or {}).get(name) or _our_classes(name)
             order = class_permutation(m.group(2) or _first_word(name), ours)
-            if order is not None and value.shape[0] == len(order) + 1:
+            if order is not None and value.ndim >= 1 and value.shape[0] == len(order) + 1:
                 value = value[[*order, len(order)]]  # background stays last
         mapped[target] = value
     return mapped, unmapped

@@ -46,3 +46,26 @@ def preset_for_shape(embed_dim: int, depth: int) -> str:
             return name
     known = ", ".join(f"{n} ({p.embed_dim} wide, {p.depth} blocks)" for n, p in MODEL_PRESETS.items())
     raise InputError(f"no preset has width {embed_dim} and depth {depth}; known: {known}")
+
+
+def min_input_size(preset: str) -> int:
+    """The smallest tile or patch side a model of this preset takes: two ViT patches a side.
+
+    The simple FPN's stride-32 level is a 2x2 max-pool of the patch grid (models/fpn.py), so one patch
+    a side leaves that level empty and UperNet's pooling of it fails; two patches leave one cell.
+    """
+    return 2 * get_preset(preset).patch_size
+
+
+def check_input_size(preset: str, size: int, what: str = "tile size") -> int:
+    """`size` if a model of this preset takes tiles of that side (a multiple of the patch, two patches at least)."""
+    patch = get_preset(preset).patch_size
+    smallest = min_input_size(preset)
+    if size < smallest:
+        raise InputError(
+            f"the {what} ({size} px) is below the model's minimum of {smallest} px "
+            f"(two {patch} px patches, so that its coarsest feature map keeps a cell)"
+        )
+    if size % patch:
+        raise InputError(f"the {what} must be a multiple of {patch} (the ViT patch size), got {size}")
+    return size

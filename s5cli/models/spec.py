@@ -16,9 +16,9 @@ The contract every part of s5cli relies on:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from s5cli.config import StrictConfig
 
@@ -29,6 +29,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)  # ImageNet statistics on RGB in [0, 1] (S
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 Task = Literal["segmentation", "detection"]
+Channel = Annotated[int, Field(ge=0, le=255)]  # one 8-bit colour component
 
 
 class HeadInput(StrictConfig):
@@ -55,10 +56,10 @@ class HeadInput(StrictConfig):
 class HeadSpec(StrictConfig):
     """One dataset's head: its task, class names, colours and the input it was trained on."""
 
-    name: str
+    name: str = Field(min_length=1)
     task: Task = "segmentation"
-    classes: list[str]
-    palette: list[tuple[int, int, int]] = Field(default_factory=list)  # empty: a default palette is chosen
+    classes: list[str] = Field(min_length=1)
+    palette: list[tuple[Channel, Channel, Channel]] = Field(default_factory=list)  # empty: a default palette
     input: HeadInput  # filled with HeadInput.default(task) when not given
     options: dict[str, Any] = Field(default_factory=dict)  # detection: DetectionOptions overrides (e.g. fc_channels)
 
@@ -128,10 +129,17 @@ class InputSpec(PixelRead):
     read differently (Potsdam at 0.05 m, LoveDA at 0.3 m), `heads` holds every head's own (`for_head`).
     """
 
-    bands: list[str] = Field(default_factory=lambda: ["red", "green", "blue"])
+    bands: list[str] = Field(default_factory=lambda: ["red", "green", "blue"], min_length=1)
     mean: list[float] = Field(default_factory=lambda: list(IMAGENET_MEAN))
-    std: list[float] = Field(default_factory=lambda: list(IMAGENET_STD))
+    std: list[float] = Field(default_factory=lambda: list(IMAGENET_STD))  # divides: each at least 1e-6
     heads: dict[str, PixelRead] = Field(default_factory=dict)
+
+    @field_validator("std")
+    @classmethod
+    def _not_degenerate(cls, value: list[float]) -> list[float]:
+        if any(v < 1e-6 for v in value):  # a std of 1e-9 turns every pixel into +-1e9 after normalising
+            raise ValueError(f"std values must be at least 1e-6, got {value}")
+        return value
 
     def for_head(self, name: str) -> InputSpec:
         """The contract one head was trained under (its own PixelRead in place of the model's)."""
@@ -186,10 +194,10 @@ class ModelSpec(StrictConfig):
     preset: str = "vit-b"
     heads: list[HeadSpec]
     moe: bool = False  # MoE-MDF experts in every block (one per head), else a dense FFN
-    expert_width: int = 256  # P: output channels of each expert's fc2 slice (docs/method.md)
-    img_size: int = 512  # position embedding stored at img_size / 16 tokens a side
-    drop_path: float = 0.1
-    decoder_channels: int = 256
+    expert_width: int = Field(256, ge=1)  # P: output channels of each expert's fc2 slice (docs/method.md)
+    img_size: int = Field(512, ge=16)  # position embedding stored at img_size / 16 tokens a side
+    drop_path: float = Field(0.1, ge=0.0, lt=1.0)
+    decoder_channels: int = Field(256, ge=1)
     input: InputSpec = Field(default_factory=InputSpec)
 
     def head(self, name: str | None) -> HeadSpec:

@@ -102,7 +102,7 @@ def plan_pretrain(cfg: PretrainConfig, dist: DistContext, run: RunDir) -> StageP
     validator = None
     if cfg.labeled.val_split:
         choices = Choices(split=cfg.labeled.val_split, options=cfg.labeled.options, max_images=cfg.eval_max_images)
-        validator = Validator([plan_job(linfo, head, labeled_root(cfg), choices)])
+        validator = Validator([plan_job(linfo, head, labeled_root(cfg), choices, cfg.model.preset)])
 
     torch.manual_seed(cfg.seed)  # same initial weights on every rank
     model = build_pretrain_model(cfg, head, inputs)

@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 from s5cli.datasets.info import DatasetInfo
 from s5cli.detection.patches import SUBMISSION_MERGE_IOU
 from s5cli.errors import InputError
+from s5cli.models.presets import check_input_size
 from s5cli.models.spec import HeadSpec
 from s5cli.scoring.score import DatasetResult, EvalSettings, evaluate_dataset
 
@@ -76,14 +77,21 @@ def check_head(head: HeadSpec, info: DatasetInfo, where: str | None = None) -> N
         )
 
 
-def plan_job(info: DatasetInfo, head: HeadSpec, root: str | Path, choices: Choices = Choices()) -> Job:
-    """The split, loader options and eval settings of one dataset (all user errors surface here)."""
+def plan_job(
+    info: DatasetInfo, head: HeadSpec, root: str | Path, choices: Choices = Choices(), preset: str | None = None
+) -> Job:
+    """The split, loader options and eval settings of one dataset (all user errors surface here).
+
+    With the model's `preset`, the tile or patch size is checked against the smallest input it takes.
+    """
     proto = info.protocol
     if proto is None:
         raise InputError(f"{info.name} has no labels to score")
     segmentation = info.task == "segmentation"
     trained = head.input
     size = (choices.tile_size if segmentation else choices.det_size) or trained.size
+    if preset is not None:
+        check_input_size(preset, size, "tile size" if segmentation else "patch size")
     mode = (choices.mode or proto.mode) if segmentation else proto.mode
     options = dict(proto.options)
     if proto.windows and mode == "crop":

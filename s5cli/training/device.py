@@ -12,7 +12,6 @@ Every stage asks here: training, predict, curation's teacher and evaluation.
 
 from __future__ import annotations
 
-import os
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Literal
@@ -20,6 +19,7 @@ from typing import Literal
 import torch
 
 from s5cli.errors import ConfigError
+from s5cli.training.launch import torchrun_env
 
 AmpMode = Literal["auto", "bf16", "fp16", "off"]
 
@@ -91,7 +91,8 @@ def inference_precision(mode: AmpMode | str, device: torch.device) -> Precision:
 def resolve_device(name: str, local_rank: int | None = None) -> torch.device:
     """'auto' -> cuda when available else cpu; 'cuda' -> this process's local GPU; 'cuda:N' kept."""
     if local_rank is None:
-        local_rank = int(os.environ.get("LOCAL_RANK", "0") or 0)
+        launch = torchrun_env()
+        local_rank = launch.local_rank if launch is not None else 0
     name = name.strip().lower()
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"

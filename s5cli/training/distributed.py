@@ -9,7 +9,6 @@ a cluster.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,8 +16,7 @@ import torch
 import torch.distributed as dist
 
 from s5cli.training.device import resolve_device
-
-_DIST_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE")
+from s5cli.training.launch import torchrun_env
 
 
 @dataclass(frozen=True)
@@ -42,18 +40,12 @@ class DistContext:
         return self.backend is not None
 
 
-def launched_by_torchrun() -> bool:
-    """True when torchrun's RANK/LOCAL_RANK/WORLD_SIZE variables are all set."""
-    return all(v in os.environ for v in _DIST_VARS)
-
-
 def init_distributed(device: str = "auto") -> DistContext:
     """Join the process group that torchrun describes, or return a single-process context."""
-    if not launched_by_torchrun():
+    launch = torchrun_env()
+    if launch is None:
         return DistContext(device=resolve_device(device))
-    rank = int(os.environ["RANK"])
-    local_rank = int(os.environ["LOCAL_RANK"])
-    world_size = int(os.environ["WORLD_SIZE"])
+    rank, local_rank, world_size = launch.rank, launch.local_rank, launch.world_size
     dev = resolve_device(device, local_rank)
     backend = "nccl" if dev.type == "cuda" else "gloo"
     if dev.type == "cuda":

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 from pydantic import Field
@@ -22,17 +22,18 @@ from s5cli.config import StrictConfig
 
 _BLOCK_RE = re.compile(r"(?:^|\.)(?:blocks|layers)\.(\d+)\.")
 _EMBED_KEYS = ("patch_embed", "pos_embed", "cls_token", "reg_token", "mask_token")
+Beta = Annotated[float, Field(ge=0.0, lt=1.0)]  # an Adam moment decay (torch refuses 1 and above)
 
 
 class OptimConfig(StrictConfig):
     """Optimiser settings shared by pretrain and finetune."""
 
     name: Literal["adamw", "sgd"] = "adamw"
-    lr: float = 5e-5  # peak (base) learning rate
-    weight_decay: float = 0.01
-    betas: tuple[float, float] = (0.9, 0.999)  # AdamW
-    momentum: float = 0.9  # SGD
-    layer_decay: float | None = None  # e.g. 0.9: ViT block i gets lr * decay ** (depth - i); None: off
+    lr: float = Field(5e-5, gt=0.0)  # peak (base) learning rate
+    weight_decay: float = Field(0.01, ge=0.0)
+    betas: tuple[Beta, Beta] = (0.9, 0.999)  # AdamW: each in [0, 1)
+    momentum: float = Field(0.9, ge=0.0)  # SGD
+    layer_decay: float | None = Field(None, gt=0.0, le=1.0)  # e.g. 0.9: block i gets lr * decay ** (depth - i)
     no_decay_norm_bias: bool = False  # S4P: False (its norm exclusions never match the ViT's `ln` names)
     no_decay: list[str] = Field(default_factory=list)  # parameter names (suffixes) without weight decay
 

@@ -13,7 +13,7 @@ layer-wise decay scales survive. The schedule's only state is the iteration, so 
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 from pydantic import Field
@@ -28,8 +28,8 @@ class ScheduleConfig(StrictConfig):
     warmup_iters: int = Field(0, ge=0)
     warmup_ratio: float = Field(0.001, ge=0.0, le=1.0)  # lr at iteration 0 = warmup_ratio * lr
     min_lr_ratio: float = Field(0.0, ge=0.0, le=1.0)  # cosine floor as a share of the base lr
-    milestones: list[int] = Field(default_factory=list)  # epochs, for `step`
-    gamma: float = 0.1  # for `step`
+    milestones: list[Annotated[int, Field(ge=0)]] = Field(default_factory=list)  # epochs, for `step`
+    gamma: float = Field(0.1, gt=0.0)  # for `step`: the lr factor at each milestone
 
 
 def lr_factor(cfg: ScheduleConfig, iteration: int, total_iters: int, iters_per_epoch: int = 1) -> float:

@@ -51,7 +51,7 @@ class RunSettings(StrictConfig):
     overwrite: bool = False
     resume: bool = False  # continue from the newest state in `output`
     device: str = "auto"  # auto | cpu | cuda | cuda:N (torchrun: each rank its local GPU)
-    seed: int = 2025  # S5's seed
+    seed: int = Field(2025, ge=0, lt=2**63)  # S5's seed; derived seeds (+ iteration, rank) stay in 64 bits
     stop_after: int | None = Field(None, ge=1)  # stop after this many iterations (with a state), to resume later
     workers: int = Field(4, ge=0)  # data-loading processes per stream and rank
     amp: AmpMode = "auto"

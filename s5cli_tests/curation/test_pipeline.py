@@ -169,8 +169,9 @@ def test_shards_then_merge_equal_a_single_run(tmp_path):
 
 def test_torchrun_environment_picks_the_shard(tmp_path, monkeypatch):
     write_tif(tmp_path / "a.tif", textured(32, 32, seed=0))
-    monkeypatch.setenv("RANK", "1")
-    monkeypatch.setenv("WORLD_SIZE", "2")
+    for name, value in {"RANK": "1", "LOCAL_RANK": "1", "WORLD_SIZE": "2", "MASTER_ADDR": "localhost"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("MASTER_PORT", "29500")
     summary = run_curate([str(tmp_path / "a.tif")], tmp_path / "c", CurateConfig(chip_size=32))
     assert summary == {"merged": False, "shard": "shard-00001-of-00002", "waiting_for": ["shard-00000-of-00002"]}
     assert read_state(tmp_path / "c")["shards"] == 2

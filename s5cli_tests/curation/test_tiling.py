@@ -10,6 +10,7 @@ from s5cli.curation.inputs import Scene
 from s5cli.curation.manifest import CANDIDATE, LOW_STD, NODATA
 from s5cli.curation.phash import phash, to_hex
 from s5cli.curation.tiling import TileSettings, tile_scene
+from s5cli.errors import ConfigError
 from s5cli_tests.curation.conftest import textured, write_tif
 from s5cli_tests.scenes import UTM33, make_scene
 
@@ -71,8 +72,8 @@ def test_bands_selection(tmp_path):
     with rasterio.open(tmp_path / "c" / result.rows[0]["path"]) as chip, rasterio.open(scene) as src:
         assert chip.count == 3 and chip.dtypes[0] == "uint16"
         np.testing.assert_array_equal(chip.read(1), src.read(3, window=rasterio.windows.Window(0, 0, 48, 48)))
-    bad = run(scene, tmp_path / "c2", chip_size=48, bands=(5,))
-    assert bad.error is not None and "band 5" in bad.error
+    with pytest.raises(ConfigError, match="band 5"):  # an option no scene can satisfy stops the run
+        run(scene, tmp_path / "c2", chip_size=48, bands=(5,))
 
 
 def test_plain_images_pass_through(tmp_path):

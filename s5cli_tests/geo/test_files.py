@@ -65,4 +65,8 @@ def test_within_root(tmp_path: Path) -> None:
     assert within_root(tmp_path, "a/b.tif") == (tmp_path / "a/b.tif").resolve()
     with pytest.raises(InputError, match="escapes"):
         within_root(tmp_path, "../../etc/passwd")
-    assert within_root(tmp_path, "/abs/path.tif") == Path("/abs/path.tif")
+    with pytest.raises(InputError, match="escapes"):  # untrusted data: an absolute path must stay inside too
+        within_root(tmp_path, "/abs/path.tif")
+    assert within_root(tmp_path, tmp_path / "a.tif") == (tmp_path / "a.tif").resolve()
+    with pytest.raises(InputError, match="escapes"):
+        within_root(tmp_path, "/vsicurl/http://localhost/x.tif")

@@ -42,6 +42,18 @@ def succeeded(result) -> None:
     assert "Traceback" not in result.stdout + result.stderr
 
 
+def empty(folder: Path) -> None:
+    """Nothing was left in an output folder: no output, no hidden temp file, scratch folder or run directory."""
+    assert not folder.exists() or sorted(p.name for p in folder.iterdir()) == []
+
+
+def pretrain_on_manifest(runner, manifest: Path, out: Path):
+    """`s5 pretrain` (tiny config, fake iSAID) for 2 steps on a corpus manifest as the unlabeled source."""
+    config = REPO / "configs" / "pretrain" / "tiny.yaml"
+    args = ["--config", config, "--data-root", DATA, "--unlabeled-manifest", manifest, "--iterations", 2]
+    return invoke(runner, "-q", "pretrain", *args, "--eval-every", 0, "-o", out)
+
+
 def snapshot(folder: Path) -> dict[str, bytes | None]:
     """Every path under a folder (hidden ones included) with the bytes of files (None for folders)."""
     return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None) for p in sorted(folder.rglob("*"))}

@@ -23,6 +23,7 @@ from s5cli_tests import scenes
 from s5cli_tests.reliability.helpers import (
     DATA,
     REPO,
+    empty,
     invoke,
     last_line_error,
     one_line_error,
@@ -44,11 +45,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-def empty(folder: Path) -> None:
-    """Nothing was left in an output folder: no output, no hidden temp file or scratch folder."""
-    assert not folder.exists() or sorted(p.name for p in folder.iterdir()) == []
 
 
 # ---- scenes ---------------------------------------------------------------------------------------
@@ -103,18 +99,20 @@ def test_curate_refuses_unreadable_scenes(runner, tmp_path: Path, case: str) -> 
     empty(tmp_path / "out")
 
 
-def test_curate_skips_a_truncated_scene_with_a_warning(runner, tmp_path: Path) -> None:
+def test_curate_keeps_what_a_truncated_scene_still_holds(runner, tmp_path: Path) -> None:
     (tmp_path / "in").mkdir()
     good = scenes.make_scene(tmp_path / "in" / "good.tif", width=64, height=64, nodata_border=0)
     bad = scenes.make_truncated(tmp_path / "in" / "bad.tif", scenes.make_scene(tmp_path / "whole.tif"))
     result = invoke(runner, "curate", good, bad, "-o", tmp_path / "corpus", "--chip-size", 32, "--json")
     succeeded(result)
     summary = json.loads(result.stdout)
-    assert summary["scenes"] == 2 and summary["failed_scenes"] == 1 and summary["kept"] == 4
+    # 9 windows of the 96 x 80 scene: its first third still reads (2 windows, in its nodata border), 7 do not
+    assert (summary["scenes"], summary["failed_scenes"], summary["kept"]) == (2, 0, 4)
+    assert (summary["chips"], summary["lost_windows"], summary["reasons"]["nodata"]) == (13, 7, 2)
     warnings = [ln for ln in result.stderr.splitlines() if ln.startswith("warning: ")]
-    assert len(warnings) == 1 and str(bad) in warnings[0]
+    assert len(warnings) == 1 and warnings[0].startswith(f"warning: {bad}: 7 of 9 windows unreadable, left out")
     chips = sorted(p.name for p in (tmp_path / "corpus" / "images").rglob("*.tif"))
-    assert len(chips) == 4 and all(name.startswith("good-") for name in chips)  # nothing of the broken scene
+    assert len(chips) == 4 and all(name.startswith("good-") for name in chips)
 
 
 def test_wrong_band_count_for_the_checkpoint(runner, tmp_path: Path, ckpts) -> None:
