@@ -111,7 +111,7 @@ def test_predict_applies_the_contract_by_default_and_options_override(
 
 def test_a_four_band_dataset_meets_a_three_band_init(runner, tmp_path: Path) -> None:
     from s5cli.config import load_config
-    from s5cli.datasets.pixels import pixel_format
+    from s5cli.datasets.registry import pixel_format
     from s5cli.finetune.config import FinetuneConfig
     from s5cli.finetune.data import plan_datasets
     from s5cli.finetune.model import build_finetune_model

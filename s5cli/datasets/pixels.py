@@ -3,14 +3,13 @@
 This is what a checkpoint records as its input contract (models/spec.py `input_spec`), so that predict
 reads a scene the way the training data were read. The benchmarks are 8-bit RGB as their loaders
 return them (datasets/base.py: PNG/JPEG/TIFF images as 3 uint8 bands, divided by 255) at the record's
-GSD; a custom dataset's comes from its YAML (`bands`, `scale`) and its rasters (dtype, geotransform).
+GSD; a custom dataset's comes from its YAML (`bands`, `scale`) and its rasters (dtype, geotransform),
+datasets/custom_config.py. `registry.pixel_format` gives any dataset's.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from s5cli.datasets.info import DatasetInfo
 
@@ -39,12 +38,3 @@ class PixelFormat:
 def benchmark_format(info: DatasetInfo) -> PixelFormat:
     """8-bit RGB divided by 255 at the record's GSD: every benchmark loader returns its images so."""
     return PixelFormat(bands=(1, 2, 3), names=RGB_NAMES, scale=255.0, dtype="uint8", gsd=info.gsd)
-
-
-def pixel_format(info: DatasetInfo, root: str | os.PathLike[str] | None) -> PixelFormat:
-    """The PixelFormat of a dataset record (a custom dataset's read from its YAML and rasters)."""
-    from s5cli.datasets.custom_config import LOADER, custom_pixel_format
-
-    if info.loader == LOADER and root is not None:
-        return custom_pixel_format(Path(root))
-    return benchmark_format(info)

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from s5cli.datasets.benchmarks import BENCHMARKS
-from s5cli.datasets.custom_config import CUSTOM, custom_info
+from s5cli.datasets.custom_config import CUSTOM, custom_info, custom_pixel_format
 from s5cli.datasets.info import DatasetInfo
+from s5cli.datasets.pixels import PixelFormat, benchmark_format
 from s5cli.errors import ConfigError, InputError
 
 DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (*BENCHMARKS, CUSTOM)}
@@ -81,6 +82,13 @@ def resolve_dataset(
     else:
         raise InputError(f"give --data-root (a folder holding {name}/) or dataset_settings.{name}.root")
     return name, dataset_info(name, found), found
+
+
+def pixel_format(info: DatasetInfo, root: str | os.PathLike[str] | None) -> PixelFormat:
+    """How a dataset's loader reads its pixels (a custom dataset's from its YAML and rasters)."""
+    if info.loader == CUSTOM.loader and root is not None:
+        return custom_pixel_format(Path(root))
+    return benchmark_format(info)
 
 
 def find_dataset_root(data_root: str | os.PathLike[str], name: str) -> Path:

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from s5cli.console import info
-from s5cli.datasets.pixels import pixel_format
+from s5cli.datasets.registry import pixel_format
 from s5cli.errors import ConfigError
 from s5cli.finetune.config import FinetuneConfig
 from s5cli.finetune.data import DatasetPlan, load_split, plan_datasets, train_view

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from s5cli.console import info
-from s5cli.datasets.pixels import pixel_format
+from s5cli.datasets.registry import pixel_format
 from s5cli.errors import InputError
 from s5cli.models.spec import HeadSpec, InputSpec, input_spec
 from s5cli.pretrain.config import PretrainConfig, accumulation_steps
