@@ -366,13 +366,17 @@ def main() -> None:
     parser.add_argument("--ckpt", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("S5_NO_PROGRESS", "1")
+    if args.child:
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        child(args)  # the polygon children never import torch: their RSS is the polygon path's own
+        return
     import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.child:
-        child(args)
-        return
     with tempfile.TemporaryDirectory(prefix="s5-bench-", dir=args.workdir) as tmp:
         work = Path(tmp)
         args.workdir_path = work

@@ -220,31 +220,40 @@ class RowPolygonizer:
         self.buf_row0 = 0  # scene row of self.classes[0]
         self.classes = np.empty((0, width), dtype=np.uint8)
         self.conf: np.ndarray | None = None
+        self._chunks: list[tuple[np.ndarray, np.ndarray | None]] = []  # rows from buf_row0 on, as pushed
 
     def push(self, row0: int, classes: np.ndarray, conf: np.ndarray | None = None) -> list[Piece]:
         """Take rows [row0, row0 + n) (uint8 classes, optional uint8 confidence); return finished polygons."""
         if row0 != self.next_row:
             raise ValueError(f"rows must arrive in order: got {row0}, expected {self.next_row}")
-        self.classes = np.concatenate([self.classes, classes])
-        if conf is not None:
-            self.conf = conf if self.conf is None or not len(self.conf) else np.concatenate([self.conf, conf])
+        self._chunks.append((classes, conf))
         self.next_row += len(classes)
         done: list[Piece] = []
         while self.block_row < self.height:
             end = min(self.block_row + self.block, self.height)
             if self.next_row < min(end + self.margin, self.height):
                 break
+            self._join()
             done += self._block_row(self.block_row, end)
             self.block_row = end
             self._drop_above(max(0, end - self.margin))
         return done
 
+    def _join(self) -> None:
+        """Make the buffered chunks one array (once per block row, not per push)."""
+        if len(self._chunks) == 1 and self.classes is self._chunks[0][0]:
+            return
+        self.classes = np.concatenate([c for c, _ in self._chunks])
+        confs = [f for _, f in self._chunks]
+        self.conf = np.concatenate(confs) if all(f is not None for f in confs) else None
+        self._chunks = [(self.classes, self.conf)]
+
     def _drop_above(self, row: int) -> None:
         cut = row - self.buf_row0
         if cut > 0:
-            self.classes = self.classes[cut:].copy()
-            if self.conf is not None:
-                self.conf = self.conf[cut:].copy()
+            tail = (self.classes[cut:].copy(), self.conf[cut:].copy() if self.conf is not None else None)
+            self._chunks = [tail]
+            self.classes, self.conf = tail
             self.buf_row0 = row
 
     def _block_row(self, r0: int, r1: int) -> list[Piece]:

@@ -141,7 +141,7 @@ class PolygonLayer:
 class PolygonSink:
     """Polygonises finished rows into a PolygonLayer as they arrive, in a thread of its own.
 
-    `write` only queues rows (it blocks when `2 x block` rows wait, so a slow polygoniser holds the
+    `write` only queues rows (it blocks when half a block row waits, so a slow polygoniser holds the
     model back instead of filling memory); `close` waits for the last polygons; `cancel` drops them.
     An error in the thread is raised by the next `write` or by `close`.
     """
@@ -150,7 +150,7 @@ class PolygonSink:
         r = layer.raster
         self.layer = layer
         self.rows = RowPolygonizer(r.width, r.height, block, sieve)
-        self.max_rows = 2 * block
+        self.max_rows = max(1, block // 2)
         self.busy_s = 0.0
         self._pending: list[tuple[int, np.ndarray, np.ndarray]] = []
         self._queued = 0

@@ -24,6 +24,7 @@ from rasterio.windows import Window
 from s5cli.geo.cog import CLASS_NODATA, CONF_NODATA
 
 WEIGHT_FLOOR = 1e-3  # keeps every weight > 0 (TerraTorch adds 1e-6 for the same reason)
+FINISH_ROWS = 64  # rows finished per step
 
 
 @lru_cache(maxsize=64)
@@ -108,14 +109,18 @@ class RowBand:
         n = max(0, min(until_row, self.height) - self.row0)
         n = min(n, self.tile)
         row0 = self.row0
-        weight = self.weight[:n]
-        # Argmax of the weighted sum = argmax of the weighted mean (the weight is a positive per-pixel factor);
-        # ties go to the first class, as numpy's argmax.
-        best, classes = self.scores[:, :n].max(dim=0)
-        conf = (best / weight.clamp_min(1e-30)).mul_(255.0).round_().clamp_(1, 255).to(torch.uint8)
-        none = (weight <= 0) | ~self.valid[:n]
-        classes = classes.to(torch.uint8).masked_fill_(none, CLASS_NODATA)
-        conf.masked_fill_(none, CONF_NODATA)
+        classes = torch.empty((n, self.width), dtype=torch.uint8, device=self.device)
+        conf = torch.empty((n, self.width), dtype=torch.uint8, device=self.device)
+        for r in range(0, n, FINISH_ROWS):  # a few rows at a time: the argmax's int64 indices stay small
+            rows = slice(r, min(n, r + FINISH_ROWS))
+            weight = self.weight[rows]
+            # Argmax of the weighted sum = argmax of the weighted mean (the weight is a positive per-pixel
+            # factor); ties go to the first class, as numpy's argmax.
+            best, winner = self.scores[:, rows].max(dim=0)
+            p = best.div_(weight.clamp_min(1e-30)).mul_(255.0).round_().clamp_(1, 255)
+            none = (weight <= 0) | ~self.valid[rows]
+            classes[rows] = winner.to(torch.uint8).masked_fill_(none, CLASS_NODATA)
+            conf[rows] = p.to(torch.uint8).masked_fill_(none, CONF_NODATA)
         self._shift(n)
         return row0, classes, conf
 
@@ -131,6 +136,6 @@ class RowBand:
         for plane in (self.scores, self.weight, self.valid):
             rows = plane if plane.ndim == 2 else plane.transpose(0, 1)  # (rows, ...) views
             if keep > 0:
-                rows[:keep] = rows[n:].clone()  # source and destination may overlap
+                rows[:keep] = rows[n:] if n >= keep else rows[n:].clone()  # a clone where they overlap
             rows[keep:] = 0
         self.row0 += n
