@@ -204,8 +204,8 @@ def _as_polygons(class_id: int, geom: shapely.Geometry, pixels: float, conf: flo
 class RowPolygonizer:
     """Polygonises a class map that arrives as rows, top to bottom, block row by block row.
 
-    Rows go in with `push` (as the predict engine finishes them, or as read from a raster); each call
-    returns the polygons that became final. A block row [r, r + block) is polygonised once the rows
+    Rows go in with `push` (as the predict engine finishes them, or as read from a raster); `finished`
+    then yields the polygons that became final, block by block. A block row [r, r + block) is polygonised once the rows
     down to r + block + the sieve margin are in, so the result is the same as reading the raster
     block by block; rows above the next block row's margin are dropped. Memory: (block + 2 margins)
     rows of the scene width, two uint8 planes.
@@ -222,22 +222,23 @@ class RowPolygonizer:
         self.conf: np.ndarray | None = None
         self._chunks: list[tuple[np.ndarray, np.ndarray | None]] = []  # rows from buf_row0 on, as pushed
 
-    def push(self, row0: int, classes: np.ndarray, conf: np.ndarray | None = None) -> list[Piece]:
-        """Take rows [row0, row0 + n) (uint8 classes, optional uint8 confidence); return finished polygons."""
+    def push(self, row0: int, classes: np.ndarray, conf: np.ndarray | None = None) -> None:
+        """Take rows [row0, row0 + n) (uint8 classes, optional uint8 confidence); then iterate `finished()`."""
         if row0 != self.next_row:
             raise ValueError(f"rows must arrive in order: got {row0}, expected {self.next_row}")
         self._chunks.append((classes, conf))
         self.next_row += len(classes)
-        done: list[Piece] = []
+
+    def finished(self) -> Iterator[list[Piece]]:
+        """The polygons that the rows pushed so far complete, block by block (few in memory at a time)."""
         while self.block_row < self.height:
             end = min(self.block_row + self.block, self.height)
             if self.next_row < min(end + self.margin, self.height):
-                break
+                return
             self._join()
-            done += self._block_row(self.block_row, end)
+            yield from self._block_row(self.block_row, end)
             self.block_row = end
             self._drop_above(max(0, end - self.margin))
-        return done
 
     def _join(self) -> None:
         """Make the buffered chunks one array (once per block row, not per push)."""
@@ -256,8 +257,7 @@ class RowPolygonizer:
             self.classes, self.conf = tail
             self.buf_row0 = row
 
-    def _block_row(self, r0: int, r1: int) -> list[Piece]:
-        done: list[Piece] = []
+    def _block_row(self, r0: int, r1: int) -> Iterator[list[Piece]]:
         for c0 in range(0, self.width, self.block):
             win = Window(c0, r0, min(self.block, self.width - c0), r1 - r0)
             classes = self._sieved(win)
@@ -267,8 +267,12 @@ class RowPolygonizer:
             pieces = block_pieces(classes, conf, c0, r0, self.nodata)
             seam = on_seam(pieces, win, self.width, self.height)
             self.merger.add([p for p, s in zip(pieces, seam) if s])
-            done += [p for p, s in zip(pieces, seam) if not s]
-        return done + self.merger.release(r1 if r1 < self.height else None)
+            done = [p for p, s in zip(pieces, seam) if not s]
+            if done:
+                yield done
+        released = self.merger.release(r1 if r1 < self.height else None)
+        if released:
+            yield released
 
     def _sieved(self, win: Window) -> np.ndarray:
         """The block's classes, sieved with `margin` pixels of context on each side (as far as the scene goes)."""
@@ -312,11 +316,10 @@ def polygonize_raster(
         for r0 in range(0, height, block):
             win = Window(0, r0, width, min(block, height - r0))
             conf = conf_src.read(1, window=win) if conf_src is not None else None
-            done = rows.push(r0, cls_src.read(1, window=win), conf)
+            rows.push(r0, cls_src.read(1, window=win), conf)
+            yield from rows.finished()
             if on_block is not None:
                 on_block(int(win.width * win.height))
-            if done:
-                yield done
     finally:
         cls_src.close()
         if conf_src is not None:

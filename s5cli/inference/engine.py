@@ -2,7 +2,7 @@
 
 Stages joined by bounded queues, so that the model never waits on I/O:
 
-    reader thread(s)  one read per row of tiles (a strip) -> normalise each tile -> (window, x, valid)
+    reader thread(s)  one read per 8 tiles of a row (a strip) -> normalise each tile -> (window, x, valid)
     model calls       batches of tiles -> class probabilities, on the model's device
     calling thread    batching, then the blend into the RowBand on the same device -> finished rows
                       (argmax on the device) -> two uint8 planes
@@ -19,7 +19,7 @@ the model runs inline (its kernels are asynchronous), the probabilities never le
 the host only stacks tiles into pinned memory and writes rows.
 
 All-nodata tiles are read but never sent to the model. Memory: the queues hold a few batches of tiles,
-each reader one strip (bands x tile x scene width, raw), at most two batches are in the model, and the
+each reader one group of 8 tiles (raw), at most two batches are in the model, and the
 band holds (classes x tile x scene width) float32 on the model's device, whatever the scene height.
 """
 
@@ -116,6 +116,7 @@ _POLL_S = 0.5
 # still run whenever a core is idle, and their work is a few percent of the model's.
 BACKGROUND_NICE = 5
 MAX_CPU_MODEL_CALLS = 2
+READ_GROUP = 8  # tiles per read: 1/8 of the overlap re-decoded, and reads that do not grow with the width
 
 
 class _Stop(Exception):
@@ -287,7 +288,7 @@ def predict_source(
     strips = list(iter_rows(windows))
     n_readers = min(default_readers(device.type) if readers is None else readers, len(strips))
     tile_qs: list[queue.Queue] = [queue.Queue(maxsize=2 * batch_size) for _ in range(n_readers)]
-    rows_q: queue.Queue = queue.Queue(maxsize=4)
+    rows_q: queue.Queue = queue.Queue(maxsize=2)
     read_lock = threading.Lock()  # one dataset handle: GDAL reads must not run concurrently
     busy = {"read": 0.0, "write": 0.0}
     timer = DeviceTimer(device)
@@ -416,22 +417,26 @@ def _strip_tiles(
     lock: threading.Lock,
     busy: dict[str, float],
 ) -> Iterator[Tile]:
-    """The tiles of one row of windows from a single read of the strip they span (overlaps decoded once)."""
-    t0 = time.perf_counter()
-    row0 = int(strip[0].row_off)
-    col0 = int(strip[0].col_off)
-    col1 = max(int(w.col_off + w.width) for w in strip)
-    with lock:
-        data, valid = source.read(Window(col0, row0, col1 - col0, int(strip[0].height)), bands)
-    busy["read"] += time.perf_counter() - t0
-    for win in strip:
+    """The tiles of one row of windows, read READ_GROUP tiles at a time (their overlaps decoded once).
+
+    A group, not the whole strip: the read's memory then stays the same whatever the scene width.
+    """
+    for k in range(0, len(strip), READ_GROUP):
+        group = strip[k : k + READ_GROUP]
         t0 = time.perf_counter()
-        cols = slice(int(win.col_off) - col0, int(win.col_off + win.width) - col0)
-        tile_valid = valid[:, cols]
-        item: Tile = (win, None, None)
-        if tile_valid.any():
-            tile = data[:, :, cols]
-            x = normalise(tile) if normalise is not None else np.ascontiguousarray(tile, dtype=np.float32)
-            item = (win, x, np.ascontiguousarray(tile_valid))
+        row0, col0 = int(group[0].row_off), int(group[0].col_off)
+        col1 = max(int(w.col_off + w.width) for w in group)
+        with lock:
+            data, valid = source.read(Window(col0, row0, col1 - col0, int(group[0].height)), bands)
         busy["read"] += time.perf_counter() - t0
-        yield item
+        for win in group:
+            t0 = time.perf_counter()
+            cols = slice(int(win.col_off) - col0, int(win.col_off + win.width) - col0)
+            tile_valid = valid[:, cols]
+            item: Tile = (win, None, None)
+            if tile_valid.any():
+                tile = data[:, :, cols]
+                x = normalise(tile) if normalise is not None else np.ascontiguousarray(tile, dtype=np.float32)
+                item = (win, x, np.ascontiguousarray(tile_valid))
+            busy["read"] += time.perf_counter() - t0
+            yield item

@@ -185,7 +185,9 @@ class PolygonSink:
                         return
                     row0, classes, conf = self._pending.pop(0)
                 t0 = time.perf_counter()
-                self.layer.add(self.rows.push(row0, classes, conf))
+                self.rows.push(row0, classes, conf)
+                for pieces in self.rows.finished():
+                    self.layer.add(pieces)
                 self.busy_s += time.perf_counter() - t0
                 with self._cond:
                     self._queued -= len(classes)
@@ -203,7 +205,7 @@ class PolygonSink:
             self._cond.notify_all()
         self._thread.join()
         self._raise()
-        if self.rows.next_row < self.rows.height:
+        if self.rows.block_row < self.rows.height:
             raise ValueError(f"polygons: rows stop at {self.rows.next_row} of {self.rows.height}")
         return self.layer.close()
 

@@ -195,7 +195,8 @@ def test_rows_in_any_strips_equal_the_raster_path(tmp_path: Path, seed: int, blo
     r0 = 0
     while r0 < 27:
         n = int(rng.integers(1, 9))
-        streamed += rows.push(r0, arr[r0 : r0 + n], conf[r0 : r0 + n])
+        rows.push(r0, arr[r0 : r0 + n], conf[r0 : r0 + n])
+        streamed += [p for pieces in rows.finished() for p in pieces]
         r0 += n
     assert_same_polygons(streamed, [(p.class_id, p.geom) for p in from_file])
     key = sorted((p.class_id, p.pixels, round(p.conf_sum, 6)) for p in streamed)
