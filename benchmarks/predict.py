@@ -35,6 +35,8 @@ import rasterio
 from rasterio.transform import from_origin
 from rasterio.windows import Window
 
+from s5cli.geo.tiles import window_grid
+
 CLASSES = ["ground", "building", "tree", "water", "road", "car"]
 
 
@@ -226,13 +228,15 @@ def part_a(work: Path, ckpt: Path, args: argparse.Namespace) -> None:
     run_predict_once(warm, ckpt, work / "warm_out", True, args)  # first calls allocate kernels: not measured
     scene = write_scene(work / f"scene_{args.size}.tif", args.size)
     runs: dict[str, list[dict]] = {"forward, one call": [], "forward, engine's calls": [], "raster": [], "poly": []}
-    tiles = 0
+    tile_px = args.tile
+    overlap_px = 2 * round(args.overlap * tile_px / 2)  # as predict rounds it (scene.tile_and_overlap)
+    tiles = len(window_grid(args.size, args.size, tile_px, min(overlap_px, tile_px - 16)))
     for _ in range(args.repeats):  # interleaved, so that load changes on a shared machine hit all variants
         for name in runs:
             with Load() as load:
                 if name == "raster" or name == "poly":
                     r = run_predict_once(scene, ckpt, work / f"a_{name}", name == "poly", args)
-                    tiles = r["tiles"]
+                    assert r["tiles"] == tiles, (r["tiles"], tiles)
                 else:
                     r = {"seconds": forward_alone(ckpt, tiles, args, engine_calls="engine" in name)}
             r.update(others=load.others, own=load.own, loadavg=os.getloadavg()[0])
@@ -249,6 +253,7 @@ def part_a(work: Path, ckpt: Path, args: argparse.Namespace) -> None:
         print(
             f"    {label:18s}: {np.median(secs):7.1f} s = {ratio_one:.3f} x forward one call,"
             f" {ratio_eng:.3f} x forward as the engine runs it (target <= {target}); {rs[0]['polygons']} polygons"
+            f" (runs {', '.join(f'{s:.1f}' for s in secs)})"
         )
         split = ", ".join(f"{k[:-2]} {np.median([r.get(k) or 0.0 for r in rs]):.2f}" for k in STAGES)
         print(f"        stage seconds (median): {split}")
