@@ -112,8 +112,8 @@ _END = object()
 # Waits block, waking this often only to notice that another stage failed. Rare wake-ups matter: each one
 # asks the model thread for the GIL, and on a busy machine that hand-over can stall the model.
 _POLL_S = 0.5
-# Reader and writer threads of a CPU run give way to the model's threads (Linux nice, per thread): they
-# still run whenever a core is idle, and their work is a few percent of the model's.
+# Reader, writer and polygon threads of a CPU run give way to the model's threads (Linux nice, per thread):
+# they still run whenever a core is idle, and their work is a few percent of the model's.
 BACKGROUND_NICE = 5
 MAX_CPU_MODEL_CALLS = 2
 READ_GROUP = 8  # tiles per read: 1/8 of the overlap re-decoded, and reads that do not grow with the width
@@ -181,10 +181,9 @@ def lower_priority(nice: int) -> None:
 
 def default_readers(device_type: str) -> int:
     """Reader threads: one beside a CPU model (it is model-bound); on a GPU several, to keep it fed."""
-    if device_type == "cpu":
-        return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(4, cores // 2))
+    from s5cli.training.data import usable_cores
+
+    return 1 if device_type == "cpu" else max(1, min(4, usable_cores() // 2))
 
 
 def cpu_model_calls(threads: int) -> tuple[int, int]:
@@ -192,9 +191,9 @@ def cpu_model_calls(threads: int) -> tuple[int, int]:
 
     Two calls side by side, each on half the threads: one call's intra-op threads meet at a barrier
     after every operator, so a thread preempted by anything (our reader, another process) stalls all
-    of them; two independent calls only lose what was preempted. On a loaded 2-core machine two
-    single-threaded calls ran vit-tiny about 1.35x faster than one two-threaded call
-    (docs/performance.md). Two, not more: each call holds a batch of activations.
+    of them; two independent calls only lose what was preempted. On the shared 2-core machines two
+    single-threaded calls ran vit-tiny 1.3x to 4.5x faster than one two-threaded call, the more so the
+    busier the machine (docs/performance.md). Two, not more: each call holds a batch of activations.
     """
     calls = max(1, min(MAX_CPU_MODEL_CALLS, threads))
     return calls, max(1, threads // calls)
