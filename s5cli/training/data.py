@@ -35,7 +35,7 @@ def seeded_rng(key: SampleKey) -> np.random.Generator:
     return np.random.default_rng(key[1])
 
 
-MAX_WORKERS_PER_STREAM = 4  # S4P's augmentations keep a GPU step fed with about this many per stream
+MAX_WORKERS_PER_STREAM = 4  # the former fixed default, now the ceiling of the sized count
 
 
 def usable_cores() -> int:
