@@ -147,6 +147,7 @@ class SeamMerger:
 
     def __init__(self) -> None:
         self.pending: list[Piece] = []
+        self.merged = 0  # pending[:merged] came out of the last release: no two of them share an edge
 
     def add(self, pieces: list[Piece]) -> None:
         """Add pieces that touch a seam."""
@@ -156,20 +157,27 @@ class SeamMerger:
         """Merge the pending pieces; return those that do not reach `seam_row` (None: release all)."""
         if not self.pending:
             return []
-        merged = _merge(self.pending)
+        merged = _merge(self.pending, self.merged)
         if seam_row is None:
-            self.pending = []
+            self.pending, self.merged = [], 0
             return merged
         reach = shapely.bounds(np.asarray([p.geom for p in merged], dtype=object))[:, 3] >= seam_row
         self.pending = [p for p, r in zip(merged, reach) if r]
+        self.merged = len(self.pending)
         return [p for p, r in zip(merged, reach) if not r]
 
 
-def _merge(pieces: list[Piece]) -> list[Piece]:
+def _merge(pieces: list[Piece], settled: int = 0) -> list[Piece]:
+    """Union same-class pieces that share an edge; pairs within pieces[:settled] are known not to.
+
+    Skipping those pairs matters: a region that reaches every seam (a scene-wide background) stays
+    pending from block row to block row, and testing it again against its settled neighbours each
+    time made polygonising superlinear in the scene width.
+    """
     geoms = np.asarray([p.geom for p in pieces], dtype=object)
     cls = np.asarray([p.class_id for p in pieces])
     i, j = shapely.STRtree(geoms).query(geoms, predicate="intersects")
-    keep = (i < j) & (cls[i] == cls[j])
+    keep = (i < j) & (cls[i] == cls[j]) & (j >= settled)  # i < j: a new piece is always the j side
     i, j = i[keep], j[keep]
     # Edge contact only (a shared line, not a shared corner): 4-connectivity, as in each block.
     shared = shapely.length(shapely.intersection(geoms[i], geoms[j])) > 0
