@@ -106,14 +106,13 @@ def build(backbone: str) -> nn.Module:
     if backbone == "conv":
         return Detector()
     from s5cli.models.network import build_model
-    from s5cli.models.spec import HeadSpec, InputSpec, ModelSpec
+    from s5cli.models.spec import HeadInput, HeadSpec, ModelSpec
 
     spec = ModelSpec(
         preset=backbone,
-        heads=[HeadSpec(name="shapes", task="detection", classes=CLASSES)],
+        heads=[HeadSpec(name="shapes", task="detection", classes=CLASSES, input=HeadInput(size=128, overlap=0.25))],
         img_size=128,
         drop_path=0.0,
-        input=InputSpec(tile_size=128),
     )
     model = build_model(spec)
     # The network builds the head with default options; swap in the small-image settings.

@@ -82,18 +82,6 @@ def make_truncated(path: Path, source: Path) -> Path:
     return path
 
 
-def iter_rows(windows):
-    """Group a row-major window grid by row offset."""
-    row = []
-    for win in windows:
-        if row and win.row_off != row[0].row_off:
-            yield row
-            row = []
-        row.append(win)
-    if row:
-        yield row
-
-
 def make_custom_dataset(
     folder: Path, name: str = "mytown", scene_bands: int = 3, scene_dtype: str = "uint8", **yaml_keys
 ) -> dict:

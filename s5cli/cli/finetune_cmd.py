@@ -84,7 +84,9 @@ def finetune(
     lr: LrOpt = None,
     amp: AmpOpt = None,
     protocol: ProtocolOpt = None,
-    workers: Annotated[int | None, opt("--workers", help="Data-loading processes per dataset.")] = None,
+    workers: Annotated[
+        str | None, opt("--workers", help="Data-loading processes per dataset, or auto (sized to the cores).")
+    ] = None,
     eval_every: Annotated[
         int | None, opt("--eval-every", help="Validate every N iterations (default: every epoch).")
     ] = None,

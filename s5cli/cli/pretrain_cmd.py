@@ -79,7 +79,9 @@ def pretrain(
     lr: LrOpt = None,
     amp: AmpOpt = None,
     teacher: Annotated[str | None, opt("--teacher", help="Pseudo-label teacher: same or ema.")] = None,
-    workers: Annotated[int | None, opt("--workers", help="Data-loading processes per stream.")] = None,
+    workers: Annotated[
+        str | None, opt("--workers", help="Data-loading processes per stream, or auto (sized to the cores).")
+    ] = None,
     eval_every: Annotated[int | None, opt("--eval-every", help="Validate every N iterations.")] = None,
     checkpoint_every: CheckpointEveryOpt = None,
 ) -> None:

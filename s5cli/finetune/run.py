@@ -58,7 +58,8 @@ def _streams(cfg: FinetuneConfig, plans: list[DatasetPlan], dist: DistContext) -
             seed=cfg.seed + 1009 * k,
             rank=dist.rank,
             world_size=dist.world_size,
-            num_workers=cfg.workers,
+            num_workers=cfg.loader_workers(),
+            streams=len(plans),  # one loader per dataset, sharing the cores
             collate_fn=collate,
             pin_memory=dist.device.type == "cuda",
         )

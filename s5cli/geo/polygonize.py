@@ -92,9 +92,7 @@ class _Rings:
         """
         if self.n == 0:
             return np.zeros(0)
-        h, w = values.shape
-        q = np.zeros((h + 1, w + 1), dtype=np.float64 if values.dtype.kind == "f" else np.int64)
-        np.cumsum(np.cumsum(values, axis=0), axis=1, out=q[1:, 1:])
+        q = prefix_sums(values)
         xy = np.rint(self.coords).astype(np.int64)
         start, stop = xy[:-1], xy[1:]
         # Edges join consecutive vertices of one ring: drop the pairs that straddle two rings.
@@ -107,6 +105,20 @@ class _Rings:
         geom_of_ring = np.repeat(np.arange(self.n), np.diff(self.geom_ends))
         owner = geom_of_ring[ring_of_vertex[:-1][vertical]]
         return np.abs(np.bincount(owner, weights=contrib, minlength=self.n))
+
+
+def prefix_sums(values: np.ndarray) -> np.ndarray:
+    """Q (h + 1, w + 1) with Q[r, c] = sum of values[:r, :c] (int64, or float64 for float values).
+
+    Along rows with cumsum (contiguous), then down the columns one row at a time: numpy's cumsum over
+    axis 0 walks the array column by column and is 20x slower than adding whole rows.
+    """
+    h, w = values.shape
+    q = np.zeros((h + 1, w + 1), dtype=np.float64 if values.dtype.kind == "f" else np.int64)
+    np.cumsum(values, axis=1, out=q[1:, 1:])
+    for r in range(2, h + 1):
+        np.add(q[r - 1], q[r], out=q[r])
+    return q
 
 
 def on_seam(pieces: list[Piece], win: Window, width: int, height: int) -> np.ndarray:
@@ -136,6 +148,7 @@ class SeamMerger:
 
     def __init__(self) -> None:
         self.pending: list[Piece] = []
+        self.merged = 0  # pending[:merged] came out of the last release: no two of them share an edge
 
     def add(self, pieces: list[Piece]) -> None:
         """Add pieces that touch a seam."""
@@ -145,20 +158,27 @@ class SeamMerger:
         """Merge the pending pieces; return those that do not reach `seam_row` (None: release all)."""
         if not self.pending:
             return []
-        merged = _merge(self.pending)
+        merged = _merge(self.pending, self.merged)
         if seam_row is None:
-            self.pending = []
+            self.pending, self.merged = [], 0
             return merged
         reach = shapely.bounds(np.asarray([p.geom for p in merged], dtype=object))[:, 3] >= seam_row
         self.pending = [p for p, r in zip(merged, reach) if r]
+        self.merged = len(self.pending)
         return [p for p, r in zip(merged, reach) if not r]
 
 
-def _merge(pieces: list[Piece]) -> list[Piece]:
+def _merge(pieces: list[Piece], settled: int = 0) -> list[Piece]:
+    """Union same-class pieces that share an edge; pairs within pieces[:settled] are known not to.
+
+    Skipping those pairs matters: a region that reaches every seam (a scene-wide background) stays
+    pending from block row to block row, and testing it again against its settled neighbours each
+    time made polygonising superlinear in the scene width.
+    """
     geoms = np.asarray([p.geom for p in pieces], dtype=object)
     cls = np.asarray([p.class_id for p in pieces])
     i, j = shapely.STRtree(geoms).query(geoms, predicate="intersects")
-    keep = (i < j) & (cls[i] == cls[j])
+    keep = (i < j) & (cls[i] == cls[j]) & (j >= settled)  # i < j: a new piece is always the j side
     i, j = i[keep], j[keep]
     # Edge contact only (a shared line, not a shared corner): 4-connectivity, as in each block.
     shared = shapely.length(shapely.intersection(geoms[i], geoms[j])) > 0
@@ -190,6 +210,91 @@ def _as_polygons(class_id: int, geom: shapely.Geometry, pixels: float, conf: flo
     return [Piece(class_id, p, p.area, conf * p.area / total) for p in parts]
 
 
+class RowPolygonizer:
+    """Polygonises a class map that arrives as rows, top to bottom, block row by block row.
+
+    Rows go in with `push` (as the predict engine finishes them, or as read from a raster); `finished`
+    then yields the polygons that became final, block by block. A block row [r, r + block) is polygonised once the rows
+    down to r + block + the sieve margin are in, so the result is the same as reading the raster
+    block by block; rows above the next block row's margin are dropped. Memory: (block + 2 margins)
+    rows of the scene width, two uint8 planes.
+    """
+
+    def __init__(self, width: int, height: int, block: int = 2048, sieve: int = 0, nodata: int = CLASS_NODATA):
+        self.width, self.height, self.block, self.sieve, self.nodata = width, height, block, sieve, nodata
+        self.margin = sieve_margin(sieve)
+        self.merger = SeamMerger()
+        self.next_row = 0  # the next row push() expects
+        self.block_row = 0  # the top of the next block row to polygonise
+        self.buf_row0 = 0  # scene row of self.classes[0]
+        self.classes = np.empty((0, width), dtype=np.uint8)
+        self.conf: np.ndarray | None = None
+        self._chunks: list[tuple[np.ndarray, np.ndarray | None]] = []  # rows from buf_row0 on, as pushed
+
+    def push(self, row0: int, classes: np.ndarray, conf: np.ndarray | None = None) -> None:
+        """Take rows [row0, row0 + n) (uint8 classes, optional uint8 confidence); then iterate `finished()`."""
+        if row0 != self.next_row:
+            raise ValueError(f"rows must arrive in order: got {row0}, expected {self.next_row}")
+        self._chunks.append((classes, conf))
+        self.next_row += len(classes)
+
+    def finished(self) -> Iterator[list[Piece]]:
+        """The polygons that the rows pushed so far complete, block by block (few in memory at a time)."""
+        while self.block_row < self.height:
+            end = min(self.block_row + self.block, self.height)
+            if self.next_row < min(end + self.margin, self.height):
+                return
+            self._join()
+            yield from self._block_row(self.block_row, end)
+            self.block_row = end
+            self._drop_above(max(0, end - self.margin))
+
+    def _join(self) -> None:
+        """Make the buffered chunks one array (once per block row, not per push)."""
+        if len(self._chunks) == 1 and self.classes is self._chunks[0][0]:
+            return
+        self.classes = np.concatenate([c for c, _ in self._chunks])
+        confs = [f for _, f in self._chunks]
+        self.conf = np.concatenate(confs) if all(f is not None for f in confs) else None
+        self._chunks = [(self.classes, self.conf)]
+
+    def _drop_above(self, row: int) -> None:
+        cut = row - self.buf_row0
+        if cut > 0:
+            tail = (self.classes[cut:].copy(), self.conf[cut:].copy() if self.conf is not None else None)
+            self._chunks = [tail]
+            self.classes, self.conf = tail
+            self.buf_row0 = row
+
+    def _block_row(self, r0: int, r1: int) -> Iterator[list[Piece]]:
+        for c0 in range(0, self.width, self.block):
+            win = Window(c0, r0, min(self.block, self.width - c0), r1 - r0)
+            classes = self._sieved(win)
+            conf = None
+            if self.conf is not None:
+                conf = self.conf[r0 - self.buf_row0 : r1 - self.buf_row0, c0 : c0 + int(win.width)]
+            pieces = block_pieces(classes, conf, c0, r0, self.nodata)
+            seam = on_seam(pieces, win, self.width, self.height)
+            self.merger.add([p for p, s in zip(pieces, seam) if s])
+            done = [p for p, s in zip(pieces, seam) if not s]
+            if done:
+                yield done
+        released = self.merger.release(r1 if r1 < self.height else None)
+        if released:
+            yield released
+
+    def _sieved(self, win: Window) -> np.ndarray:
+        """The block's classes, sieved with `margin` pixels of context on each side (as far as the scene goes)."""
+        r0, c0 = int(win.row_off), int(win.col_off)
+        r1, c1 = r0 + int(win.height), c0 + int(win.width)
+        if self.margin == 0:
+            return self.classes[r0 - self.buf_row0 : r1 - self.buf_row0, c0:c1]
+        e0, e1 = max(0, r0 - self.margin), min(self.height, r1 + self.margin)
+        f0, f1 = max(0, c0 - self.margin), min(self.width, c1 + self.margin)
+        ext = self.classes[e0 - self.buf_row0 : e1 - self.buf_row0, f0:f1]
+        return sieve_block(ext, self.sieve, self.nodata)[r0 - e0 : r1 - e0, c0 - f0 : c1 - f0]
+
+
 def polygonize_raster(
     class_path: str | os.PathLike[str],
     conf_path: str | os.PathLike[str] | None = None,
@@ -202,33 +307,24 @@ def polygonize_raster(
     Args:
         class_path: uint8 class raster, nodata 255 (pixels without a class carry no polygon).
         conf_path: uint8 confidence raster (round(255 * p)) on the same grid, for mean confidence.
-        block: block side in pixels; memory is a few blocks, whatever the scene size.
+        block: block side in pixels; memory is a block row, whatever the scene height.
         sieve: minimum mapping unit in pixels (regions smaller than this join their largest
             neighbour before polygonising); 0 or 1 turns the sieve off.
-        on_block: called with the number of pixels after each block (progress).
+        on_block: called with the number of pixels read after each strip of rows (progress).
     """
     cls_src = rasterio.open(class_path)
     conf_src = rasterio.open(conf_path) if conf_path is not None else None
     try:
         width, height = cls_src.width, cls_src.height
         nodata = int(cls_src.nodata) if cls_src.nodata is not None else CLASS_NODATA
-        margin = sieve_margin(sieve)
-        merger = SeamMerger()
-        blocks = iter_blocks(width, height, block)
-        for k, win in enumerate(blocks):
-            classes = _read_sieved(cls_src, win, margin, sieve, nodata)
+        rows = RowPolygonizer(width, height, block, sieve, nodata)
+        for r0 in range(0, height, block):
+            win = Window(0, r0, width, min(block, height - r0))
             conf = conf_src.read(1, window=win) if conf_src is not None else None
-            pieces = block_pieces(classes, conf, int(win.col_off), int(win.row_off), nodata)
-            seam = on_seam(pieces, win, width, height)
-            merger.add([p for p, s in zip(pieces, seam) if s])
-            done = [p for p, s in zip(pieces, seam) if not s]
-            row_end = win.row_off + win.height
-            if k + 1 == len(blocks) or blocks[k + 1].row_off != win.row_off:
-                done += merger.release(int(row_end) if row_end < height else None)
+            rows.push(r0, cls_src.read(1, window=win), conf)
+            yield from rows.finished()
             if on_block is not None:
                 on_block(int(win.width * win.height))
-            if done:
-                yield done
     finally:
         cls_src.close()
         if conf_src is not None:
@@ -262,11 +358,16 @@ def _read_sieved(src: rasterio.io.DatasetReader, win: Window, margin: int, sieve
     c0, r0 = max(0, int(win.col_off) - margin), max(0, int(win.row_off) - margin)
     c1 = min(src.width, int(win.col_off + win.width) + margin)
     r1 = min(src.height, int(win.row_off + win.height) + margin)
-    ext = src.read(1, window=Window(c0, r0, c1 - c0, r1 - r0))
-    if ext.size <= 1:
-        return ext  # a single pixel: nothing to merge
-    # GDAL's sieve needs a size below the area; a smaller block than the mapping unit (a thin last row
-    # of blocks) is sieved at its whole area, merging every region into its largest neighbour.
-    sieved = features.sieve(ext, size=min(sieve, ext.size - 1), mask=ext != nodata, connectivity=4)
+    sieved = sieve_block(src.read(1, window=Window(c0, r0, c1 - c0, r1 - r0)), sieve, nodata)
     top, left = int(win.row_off) - r0, int(win.col_off) - c0
     return sieved[top : top + int(win.height), left : left + int(win.width)]
+
+
+def sieve_block(ext: np.ndarray, sieve: int, nodata: int = CLASS_NODATA) -> np.ndarray:
+    """Sieve a block read with its margin: the one sieve the class raster and the streamed polygons share."""
+    valid = ext != nodata
+    if ext.size <= 1 or not valid.any():  # one pixel, or all nodata (a sparse scene's empty parts)
+        return ext
+    # GDAL's sieve needs a size below the area; a smaller block than the mapping unit (a thin last row
+    # of blocks) is sieved at its whole area, merging every region into its largest neighbour.
+    return features.sieve(np.ascontiguousarray(ext), size=min(sieve, ext.size - 1), mask=valid, connectivity=4)

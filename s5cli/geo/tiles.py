@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from rasterio.windows import Window
 
 
@@ -49,3 +51,15 @@ def cell_grid(width: int, height: int, size: int) -> list[tuple[int, int, int, i
 def window_around(start: int, length: int, size: int) -> int:
     """Start of the size-long window holding a cell at `start`, snapped inside the raster as grid_starts does."""
     return max(min(start, length - size), 0)
+
+
+def iter_rows(windows: list[Window]) -> Iterator[list[Window]]:
+    """Group a row-major window grid by row offset (a strip of tiles)."""
+    row: list[Window] = []
+    for win in windows:
+        if row and win.row_off != row[0].row_off:
+            yield row
+            row = []
+        row.append(win)
+    if row:
+        yield row

@@ -2,7 +2,9 @@
 
 `Predictor(x)` takes a numpy batch (B, C, T, T) of [0, 1] tiles and returns softmax probabilities
 (B, K, T, T) float32, under torch.inference_mode, with bf16 autocast on CUDA (bf16 is exact enough
-for an argmax) and float32 on CPU (so that results do not depend on the CPU's bf16 support).
+for an argmax) and float32 on CPU (so that results do not depend on the CPU's
+bf16 support). `Predictor.probabilities` is the same forward on a tensor already on the device, whose
+result stays there: the predict engine blends on the device and moves only finished uint8 rows.
 """
 
 from __future__ import annotations
@@ -43,15 +45,18 @@ class Predictor:
     def _amp(self) -> AbstractContextManager[object]:
         return inference_precision("auto" if self.autocast else "off", self.device).autocast()
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        """(B, C, T, T) float32 in [0, 1] -> (B, K, T, T) float32 class probabilities."""
+    def probabilities(self, batch: torch.Tensor) -> torch.Tensor:
+        """(B, C, T, T) float32 in [0, 1] on the device -> (B, K, T, T) float32 softmax, left on the device."""
         with torch.inference_mode(), self._amp():
-            batch = torch.from_numpy(np.ascontiguousarray(x)).to(self.device, non_blocking=True)
             logits = self.model(batch, self.head.name)
             if not isinstance(logits, torch.Tensor) or logits.ndim != 4:  # a detection head returns a list
                 raise InputError(f"head '{self.head.name}' does not return (B, K, H, W) segmentation logits")
-            probs = torch.softmax(logits.float(), dim=1)
-        return probs.cpu().numpy()
+            return torch.softmax(logits.float(), dim=1)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """(B, C, T, T) float32 in [0, 1] -> (B, K, T, T) float32 class probabilities on the host."""
+        batch = torch.from_numpy(np.ascontiguousarray(x)).to(self.device, non_blocking=True)
+        return self.probabilities(batch).cpu().numpy()
 
     def detect(self, x: np.ndarray) -> list[dict[str, torch.Tensor]]:
         """(B, C, T, T) float32 in [0, 1] -> per patch {"boxes" (M, 5) in patch pixels, "scores", "labels"}."""

@@ -28,13 +28,12 @@ from s5cli.geo.files import atomic_output
 from s5cli.geo.polygonize import polygonize_raster, sieve_raster
 from s5cli.geo.raster import Nodata, RasterInfo, check_real, info_of
 from s5cli.geo.styles import pam_path, raster_pam, raster_qml, style_path
-from s5cli.geo.vector import SEGMENT_FIELDS, AreaCalculator, LayerWriter, segment_frame
 from s5cli.inference.config import PredictConfig
 from s5cli.inference.engine import predict_source
 from s5cli.inference.inputs import resolve_bands, tile_and_overlap, working_factor
 from s5cli.inference.normalize import make_normaliser
 from s5cli.inference.preview import render_preview
-from s5cli.inference.sinks import GeoTiffSink, to_scene_grid
+from s5cli.inference.sinks import GeoTiffSink, PolygonLayer, PolygonSink, TeeSink, to_scene_grid
 from s5cli.inference.sources import RasterioSource, open_rasterio_source, resampled
 
 if TYPE_CHECKING:  # torch stays out of the polygon path
@@ -139,12 +138,17 @@ def _predict_scene(plan: ScenePlan, predictor: Predictor, cfg: PredictConfig, gp
             if plan.factor != 1.0:
                 work = resampled(src, plan.factor)
             sink = GeoTiffSink(scratch, work, head.classes, head.palette)
+            # Polygons as rows finish when the model's grid is the scene's (else from the scene-grid raster).
+            streamed = None
+            if gpkg is not None and tg.layer is not None and plan.factor == 1.0:
+                layer = PolygonLayer(raster, head.classes, gpkg, tg.layer, cfg.simplify, cfg.min_area)
+                streamed = PolygonSink(layer, POLYGON_BLOCK, cfg.sieve)
             try:
                 stats = predict_source(
                     work,
                     predictor,
                     head.num_classes,
-                    sink,
+                    TeeSink(sink, streamed) if streamed is not None else sink,
                     tile,
                     overlap,
                     cfg.batch_size,
@@ -152,8 +156,11 @@ def _predict_scene(plan: ScenePlan, predictor: Predictor, cfg: PredictConfig, gp
                     normalise,
                     description=Path(tg.scene).name,
                 )
+                polygons = streamed.close() if streamed is not None else 0
             finally:
                 sink.close()
+                if streamed is not None:
+                    streamed.cancel()
             if plan.factor != 1.0:
                 cls_path, conf_path, valid = to_scene_grid(
                     sink.class_path, sink.conf_path, src, scratch, head.classes, head.palette, plan.bands
@@ -177,8 +184,7 @@ def _predict_scene(plan: ScenePlan, predictor: Predictor, cfg: PredictConfig, gp
                 out = outputs.enter_context(atomic_output(tg.preview, cfg.overwrite))
                 render_preview(src, plan.bands, cls_path, head.classes, head.palette, out, Path(tg.scene).name)
             t_rasters = time.perf_counter()
-            polygons = 0
-            if gpkg is not None and tg.layer is not None:
+            if gpkg is not None and tg.layer is not None and streamed is None:
                 polygons = write_polygons(cls_path, conf_path, raster, head.classes, gpkg, tg.layer, cfg)
             t_polygons = time.perf_counter()
         finally:
@@ -206,10 +212,11 @@ def _predict_scene(plan: ScenePlan, predictor: Predictor, cfg: PredictConfig, gp
         nonfinite_pixels=nonfinite,
         sieve=cfg.sieve,
         polygons=polygons,
-        forward_s=round(stats.forward_s, 3),
+        **stats.stage_seconds(),  # forward_s (the model), read_s, wait_s, blend_s, write_s
         engine_s=round(t_engine - t0, 3),  # open, read, model, blend, working rasters
         rasters_s=round(t_rasters - t_engine, 3),  # COG, confidence and quick-look
-        polygons_s=round(t_polygons - t_rasters, 3),
+        polygons_s=round(t_polygons - t_rasters, 3),  # after the rasters; streamed polygons finish with the engine
+        polygon_thread_s=round(streamed.busy_s, 3) if streamed is not None else None,
         seconds=round(seconds, 3),
         megapixels_per_s=round(raster.width * raster.height / 1e6 / max(seconds, 1e-9), 3),
     )
@@ -220,14 +227,11 @@ def write_polygons(
     cls_path: Path, conf_path: Path, raster: RasterInfo, classes: list[str], gpkg: Path, layer: str, cfg: PredictConfig
 ) -> int:
     """Polygonise a (sieved) class raster block by block into one GeoPackage layer; returns the polygon count."""
-    areas = AreaCalculator(raster.transform, raster.crs, raster.width, raster.height)
-    writer = LayerWriter(gpkg, layer, raster.crs, SEGMENT_FIELDS)
+    out = PolygonLayer(raster, classes, gpkg, layer, cfg.simplify, cfg.min_area)
     with progress_bar(f"{layer}: polygons", total=raster.width * raster.height) as bar:
         for pieces in polygonize_raster(cls_path, conf_path, POLYGON_BLOCK, on_block=bar.advance):
-            frame = segment_frame(pieces, classes, raster.transform, raster.crs, areas, cfg.simplify, cfg.min_area)
-            writer.write(frame)
-    writer.close()
-    return writer.count
+            out.add(pieces)
+    return out.close()
 
 
 def write_class_sidecars(

@@ -88,7 +88,8 @@ def plan_pretrain(cfg: PretrainConfig, dist: DistContext, run: RunDir) -> StageP
             seed=seed,
             rank=dist.rank,
             world_size=dist.world_size,
-            num_workers=cfg.workers,
+            num_workers=cfg.loader_workers(),
+            streams=2,  # labeled and unlabeled share the cores
             pin_memory=dist.device.type == "cuda",
         )
 

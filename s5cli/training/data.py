@@ -13,6 +13,7 @@ The dataset's `__getitem__` receives the key tuple; `seeded_rng(key)` turns it i
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -27,6 +28,34 @@ def sample_seed(seed: int, epoch: int, position: int) -> int:
     """A 63-bit seed for the draw at `position` of `epoch` of a stream seeded with `seed`."""
     state = np.random.SeedSequence([seed & 0xFFFFFFFF, epoch, position]).generate_state(2, dtype=np.uint32)
     return int((int(state[0]) << 31) ^ int(state[1]))
+
+
+MAX_WORKERS_PER_STREAM = 4  # the former fixed default, now the ceiling of the sized count
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, which containers and taskset narrow), at least 1."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def default_workers(requested: int | None, streams: int = 1) -> int:
+    """DataLoader workers per stream: `requested` as given, or (None) sized to the machine.
+
+    Sized: the usable cores, shared by this node's ranks (torchrun's LOCAL_WORLD_SIZE), less one for the
+    training step, split evenly over the streams, at most MAX_WORKERS_PER_STREAM. A share below one
+    core still gets one worker per stream when the machine has a core to spare for loading: a worker
+    overlaps loading with the step, where loading in the training process adds its whole time to each
+    step. With a single core, loading stays in the training process (0).
+    """
+    if requested is not None:
+        return max(0, int(requested))
+    ranks = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    spare = usable_cores() // ranks - 1
+    if spare <= 0:
+        return 0
+    return max(1, min(MAX_WORKERS_PER_STREAM, spare // max(1, streams)))
 
 
 class ResumableSampler(Sampler[SampleKey]):
@@ -91,11 +120,15 @@ class InfiniteLoader:
         shuffle: bool = True,
         rank: int = 0,
         world_size: int = 1,
-        num_workers: int = 0,
+        num_workers: int | None = 0,
         collate_fn: Callable[[list[Any]], Any] | None = None,
         pin_memory: bool = False,
         prefetch: int = 4,
+        streams: int = 1,
     ) -> None:
+        """`num_workers` None sizes the workers to the machine (default_workers), shared by `streams` loaders."""
+        num_workers = default_workers(num_workers, streams)
+        self.num_workers = num_workers
         self.batch_size = batch_size
         self.sampler = ResumableSampler(len(dataset), batch_size, seed, shuffle, rank, world_size)  # type: ignore[arg-type]
         self.loader = DataLoader(

@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from torch import nn
 
 from s5cli.config import StrictConfig, config_to_dict
@@ -53,7 +53,8 @@ class RunSettings(StrictConfig):
     device: str = "auto"  # auto | cpu | cuda | cuda:N (torchrun: each rank its local GPU)
     seed: int = Field(2025, ge=0, lt=2**63)  # S5's seed; derived seeds (+ iteration, rank) stay in 64 bits
     stop_after: int | None = Field(None, ge=1)  # stop after this many iterations (with a state), to resume later
-    workers: int = Field(4, ge=0)  # data-loading processes per stream and rank
+    # data-loading processes per stream and rank; auto: sized to the cores (training.data.default_workers)
+    workers: int | Literal["auto"] = "auto"
     amp: AmpMode = "auto"
     grad_clip: float | None = Field(None, gt=0.0)  # max total gradient norm
     find_unused_parameters: bool | None = None  # DDP; None: the stage decides
@@ -64,6 +65,19 @@ class RunSettings(StrictConfig):
     keep_checkpoints: int = Field(2, ge=0)  # newest training states kept; 0 keeps all
     optim: OptimConfig = Field(default_factory=OptimConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _worker_count(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.isdigit():  # from the command line
+            value = int(value)
+        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+            return value
+        raise ValueError("give a number of processes (0: load in the training process) or auto")
+
+    def loader_workers(self) -> int | None:
+        """The workers for InfiniteLoader: a count, or None to size them to the machine."""
+        return None if self.workers == "auto" else self.workers
 
 
 @dataclass

@@ -11,7 +11,7 @@ from rasterio.transform import Affine, from_origin
 from shapely.geometry import shape
 
 from s5cli.geo.cog import CLASS_NODATA
-from s5cli.geo.polygonize import Piece, SeamMerger, block_pieces, polygonize_raster
+from s5cli.geo.polygonize import Piece, RowPolygonizer, SeamMerger, block_pieces, polygonize_raster, prefix_sums
 
 
 def write_classes(path: Path, arr: np.ndarray, conf: np.ndarray | None = None) -> tuple[Path, Path | None]:
@@ -177,3 +177,42 @@ def test_ring_with_holes_sums() -> None:
     assert pieces[0].conf_sum * 255 == pytest.approx(40)
     assert pieces[2].conf_sum * 255 == pytest.approx(conf[arr == 1].sum())
     assert pieces[1].conf_sum * 255 == pytest.approx(conf.sum() - conf[arr == 1].sum() - 40)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10_000), block=st.integers(4, 12), sieve=st.sampled_from([0, 3]))
+def test_rows_in_any_strips_equal_the_raster_path(tmp_path: Path, seed: int, block: int, sieve: int) -> None:
+    """Rows pushed in uneven strips (as the engine finishes them) give the polygons of the raster path."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 3, size=(14, 16)).astype(np.uint8)
+    arr = np.kron(small, np.ones((2, 2), np.uint8))[:27, :31].copy()
+    arr[rng.random(arr.shape) < 0.05] = CLASS_NODATA
+    conf = rng.integers(1, 256, size=arr.shape).astype(np.uint8)
+    path, conf_path = write_classes(tmp_path / f"c{seed}.tif", arr, conf)
+    from_file = blockwise(path, block=block, sieve=sieve, conf=conf_path)
+    rows = RowPolygonizer(31, 27, block=block, sieve=sieve)
+    streamed: list[Piece] = []
+    r0 = 0
+    while r0 < 27:
+        n = int(rng.integers(1, 9))
+        rows.push(r0, arr[r0 : r0 + n], conf[r0 : r0 + n])
+        streamed += [p for pieces in rows.finished() for p in pieces]
+        r0 += n
+    assert_same_polygons(streamed, [(p.class_id, p.geom) for p in from_file])
+    key = sorted((p.class_id, p.pixels, round(p.conf_sum, 6)) for p in streamed)
+    assert key == sorted((p.class_id, p.pixels, round(p.conf_sum, 6)) for p in from_file)
+
+
+def test_rows_out_of_order_are_refused() -> None:
+    rows = RowPolygonizer(10, 10, block=4)
+    rows.push(0, np.zeros((3, 10), np.uint8))
+    with pytest.raises(ValueError, match="in order"):
+        rows.push(4, np.zeros((3, 10), np.uint8))
+
+
+def test_prefix_sums_by_rows_equal_numpy_cumsum() -> None:
+    values = np.random.default_rng(0).integers(0, 256, size=(37, 23)).astype(np.uint8)
+    q = prefix_sums(values)
+    assert q.shape == (38, 24) and q.dtype == np.int64
+    assert np.array_equal(q[1:, 1:], values.astype(np.int64).cumsum(0).cumsum(1))
+    assert (q[0] == 0).all() and (q[:, 0] == 0).all()

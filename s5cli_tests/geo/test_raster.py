@@ -8,8 +8,7 @@ from rasterio.windows import Window
 
 from s5cli.errors import InputError
 from s5cli.geo.raster import describe_raster, open_raster, read_window, write_geotiff
-from s5cli.geo.tiles import grid_starts, window_grid
-from s5cli_tests.scenes import iter_rows
+from s5cli.geo.tiles import grid_starts, iter_rows, window_grid
 
 
 def test_describe_projected(scene_u16: Path) -> None:

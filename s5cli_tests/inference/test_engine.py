@@ -29,7 +29,7 @@ def test_tile_by_tile_equals_one_by_one(tmp_path: Path, standin: Predictor) -> N
     """Stitching adds nothing and loses nothing: the engine's map is each tile predicted alone."""
     path = make_scene(tmp_path / "s.tif", width=96, height=64, nodata_border=3)
     sink, stats = run(path, standin, tile=32, overlap=0, batch=4)
-    assert stats.tiles == 6 and standin.model.calls == [4, 2]
+    assert stats.tiles == 6 and sorted(standin.model.calls) == [2, 4]  # two calls may run side by side
     expected = np.full((64, 96), 255, np.uint8)
     expected_conf = np.zeros((64, 96), np.uint8)
     with rasterio.open(path) as ds:
@@ -112,7 +112,7 @@ class _FailingSource(RasterioSource):
 def test_reader_error_stops_everything(tmp_path: Path, standin: Predictor) -> None:
     path = make_scene(tmp_path / "s.tif", width=200, height=200)
     with rasterio.open(path) as ds, pytest.raises(InputError, match="cannot read window"):
-        predict_source(_FailingSource(ds, 9), standin, 3, ArraySink(200, 200), 32, 0, 2, None, NORM)
+        predict_source(_FailingSource(ds, 3), standin, 3, ArraySink(200, 200), 32, 0, 2, None, NORM)
 
 
 def test_writer_and_model_errors_propagate(tmp_path: Path, standin: Predictor) -> None:

@@ -17,10 +17,9 @@ from s5cli.datasets.dior import parse_obb_xml
 from s5cli.datasets.dota import parse_label_txt
 from s5cli.datasets.registry import DATASETS
 from s5cli.errors import InputError
-from s5cli.geo.tiles import window_grid
+from s5cli.geo.tiles import iter_rows, window_grid
 from s5cli.geometry.boxes import rboxes_to_corners
 from s5cli.geometry.iou import rotated_iou, rotated_iou_aligned
-from s5cli_tests.scenes import iter_rows
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 DOTA_CLASSES = {c: i for i, c in enumerate(DATASETS["dota-v2.0"].classes)}
