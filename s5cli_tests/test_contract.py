@@ -130,7 +130,7 @@ def test_a_four_band_dataset_meets_a_three_band_init(runner, tmp_path: Path) -> 
     cfg = load_config(FinetuneConfig, TINY, {"datasets": [str(project)]})
     plans = plan_datasets(cfg)
     model = build_finetune_model(
-        cfg, [p.head for p in plans], {p.head.name: pixel_format(p.info, p.root) for p in plans}
+        cfg, [p.head for p in plans], {p.head.name: pixel_format(p.info, p.root, p.options) for p in plans}
     )
     assert model.spec.input.source_bands == [1, 2, 3, 4] and model.spec.input.scale == 65535.0
     assert model.eval()(torch.rand(1, 4, 32, 32), "houses").shape == (1, 2, 32, 32)

@@ -7,7 +7,9 @@ evaluation and predict read it from here.
 
 from __future__ import annotations
 
-from s5cli.datasets.info import DatasetInfo, Protocol, default_palette
+from typing import Any
+
+from s5cli.datasets.info import RGB, DatasetInfo, Protocol, default_palette
 
 # ISPRS colours; class names as mmseg writes them. Clutter is a class in the labels (index 5) that S5
 # trains and scores as ignore: heads predict 5 classes (docs/datasets.md, ISPRS).
@@ -56,7 +58,10 @@ DOTA_CLASSES = {
 _ISPRS_SPLITS = ("train", "test")
 
 
-def _isprs(name: str, metric: str, layout: str, gsd: float, aliases: tuple[str, ...]) -> DatasetInfo:
+IRRG = ("nir", "red", "green")  # false colour: Vaihingen's only product, one of Potsdam's
+
+
+def _isprs(name: str, metric: str, layout: str, gsd: float, aliases: tuple[str, ...], **bands: Any) -> DatasetInfo:
     """Potsdam and Vaihingen share classes, the clutter rule, sizes and the protocol."""
     return DatasetInfo(
         name=name,
@@ -78,6 +83,7 @@ def _isprs(name: str, metric: str, layout: str, gsd: float, aliases: tuple[str, 
         stride=256,
         test_stride=512,
         gsd=gsd,
+        **bands,
     )
 
 
@@ -109,6 +115,7 @@ POTSDAM = _isprs(
     "5_Labels_all/top_potsdam_{r}_{c}_label.tif (or 5_Labels_all_noBoundary/, or the labels flat in the folder)",
     0.05,
     ("ISPRS_Potsdam", "ISPRS-Potsdam"),
+    band_options={"RGB": RGB, "IRRG": IRRG, "RGBIR": (*RGB, "nir")},  # the loader's `bands` option
 )
 VAIHINGEN = _isprs(
     "vaihingen",
@@ -117,6 +124,7 @@ VAIHINGEN = _isprs(
     "(and/or ..._noBoundary.tif) flat in the folder",
     0.09,
     ("ISPRS_Vaihingen", "ISPRS-Vaihingen"),
+    bands=IRRG,
 )
 LOVEDA = DatasetInfo(
     name="loveda",

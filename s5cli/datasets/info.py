@@ -27,6 +27,7 @@ Task = Literal["segmentation", "detection", "unlabeled"]
 Metric = Literal["mIoU", "mF1", "mAP", "none"]
 Mode = Literal["crop", "slide", "resize", "detect", "patches"]
 Colour = tuple[int, int, int]
+RGB = ("red", "green", "blue")  # what most benchmarks' images hold, band by band
 NEUTRAL = (160, 160, 160)  # the background class of a default palette: grey, so that objects stand out
 
 
@@ -84,6 +85,8 @@ class DatasetInfo:
     patch_size: int | None = None  # detection patch side
     patch_gap: int | None = None  # pixels shared by neighbouring detection patches
     gsd: float | None = None  # metres per pixel, when the benchmark has one ground sample distance
+    bands: tuple[str, ...] = RGB  # what each band of the loader's images holds, in order
+    band_options: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # loader `bands` option -> bands
 
     def __post_init__(self) -> None:
         if len(self.palette) != len(self.classes):
@@ -92,6 +95,17 @@ class DatasetInfo:
         if unknown:
             raise ValueError(f"{self.name}: {unknown} are not classes")
         object.__setattr__(self, "split_aliases", MappingProxyType(dict(self.split_aliases)))
+        object.__setattr__(self, "band_options", MappingProxyType(dict(self.band_options)))
+
+    def bands_read(self, options: Mapping[str, Any] | None = None) -> tuple[str, ...]:
+        """The bands the loader returns under these loader options (Potsdam's `bands: IRRG` and the like)."""
+        choice = (options or {}).get("bands")
+        if choice is None:
+            return self.bands
+        if choice not in self.band_options:
+            known = ", ".join(self.band_options) or "none"
+            raise ValueError(f"{self.name}: no band option '{choice}' (known: {known})")
+        return self.band_options[choice]
 
     @property
     def head_classes(self) -> tuple[str, ...]:
@@ -131,6 +145,8 @@ class DatasetInfo:
             "patch_size": self.patch_size,
             "patch_gap": self.patch_gap,
             "gsd": self.gsd,
+            "bands": list(self.bands),
+            "band_options": {k: list(v) for k, v in self.band_options.items()},
             "layout": self.layout,
         }
 

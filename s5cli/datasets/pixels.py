@@ -1,19 +1,20 @@
 """How a dataset's loader turns raw pixels into [0, 1] images: source bands, scale, dtype and GSD.
 
 This is what a checkpoint records as its input contract (models/spec.py `input_spec`), so that predict
-reads a scene the way the training data were read. The benchmarks are 8-bit RGB as their loaders
-return them (datasets/base.py: PNG/JPEG/TIFF images as 3 uint8 bands, divided by 255) at the record's
+reads a scene the way the training data were read. The benchmarks are 8-bit images as their loaders
+return them (datasets/base.py: PNG/JPEG/TIFF images as uint8 bands, divided by 255) holding the
+record's bands (RGB, Vaihingen's IRRG, the product a Potsdam `bands` option picks) at the record's
 GSD; a custom dataset's comes from its YAML (`bands`, `scale`) and its rasters (dtype, geotransform),
 datasets/custom_config.py. `registry.pixel_format` gives any dataset's.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from s5cli.datasets.info import DatasetInfo
-
-RGB_NAMES = ("red", "green", "blue")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class PixelFormat:
         return f"its loader reads {len(self.bands)} ({', '.join(self.names)}): use a checkpoint that takes those"
 
 
-def benchmark_format(info: DatasetInfo) -> PixelFormat:
-    """8-bit RGB divided by 255 at the record's GSD: every benchmark loader returns its images so."""
-    return PixelFormat(bands=(1, 2, 3), names=RGB_NAMES, scale=255.0, dtype="uint8", gsd=info.gsd)
+def benchmark_format(info: DatasetInfo, options: Mapping[str, Any] | None = None) -> PixelFormat:
+    """8-bit bands divided by 255 at the record's GSD, as the loader returns them under `options`."""
+    names = info.bands_read(options)
+    return PixelFormat(bands=tuple(range(1, len(names) + 1)), names=names, scale=255.0, dtype="uint8", gsd=info.gsd)

@@ -84,11 +84,16 @@ def resolve_dataset(
     return name, dataset_info(name, found), found
 
 
-def pixel_format(info: DatasetInfo, root: str | os.PathLike[str] | None) -> PixelFormat:
-    """How a dataset's loader reads its pixels (a custom dataset's from its YAML and rasters)."""
+def pixel_format(
+    info: DatasetInfo, root: str | os.PathLike[str] | None, options: Mapping[str, Any] | None = None
+) -> PixelFormat:
+    """How a dataset's loader reads its pixels under its loader options (a custom one's: its YAML and rasters)."""
     if info.loader == CUSTOM.loader and root is not None:
         return custom_pixel_format(Path(root))
-    return benchmark_format(info)
+    try:
+        return benchmark_format(info, options)
+    except ValueError as exc:
+        raise InputError(f"options.bands: {exc}", root) from None
 
 
 def find_dataset_root(data_root: str | os.PathLike[str], name: str) -> Path:

@@ -83,7 +83,9 @@ def plan_finetune(cfg: FinetuneConfig, dist: DistContext, run: RunDir) -> StageP
     streams = _streams(cfg, plans, dist)
     validator = _validator(plans, cfg)
     torch.manual_seed(cfg.seed)  # same initial weights on every rank
-    net = build_finetune_model(cfg, [p.head for p in plans], {p.head.name: pixel_format(p.info, p.root) for p in plans})
+    net = build_finetune_model(
+        cfg, [p.head for p in plans], {p.head.name: pixel_format(p.info, p.root, p.options) for p in plans}
+    )
     # One epoch = one pass over the longest dataset in batches (with per-dataset batch sizes, the others cycle).
     per_epoch = max(max(s.batches_per_epoch for s in streams.values()) // cfg.accumulation, 1)
     batch_sizes = {p.name: p.settings.batch_size or cfg.batch_size_per_dataset for p in plans}

@@ -120,6 +120,7 @@ class PixelRead(StrictConfig):
     scale: float | None = Field(default=255.0, gt=0)  # raw value mapped to 1.0; None: by dtype (255, 65535, 1.0)
     dtype: str | None = None  # data type of the training rasters (uint8, uint16, float32, ...), when known
     gsd: float | None = Field(default=None, gt=0)  # metres per pixel of the training data, when known
+    band_names: list[str] | None = None  # a head's own band names, where heads differ (else InputSpec.bands)
 
 
 class InputSpec(PixelRead):
@@ -146,7 +147,8 @@ class InputSpec(PixelRead):
         own = self.heads.get(name)
         if own is None:
             return self.model_copy(update={"heads": {}})
-        return self.model_copy(update={**own.model_dump(), "heads": {}})
+        names = {"bands": list(own.band_names), "band_names": None} if own.band_names else {}
+        return self.model_copy(update={**own.model_dump(), **names, "heads": {}})
 
 
 def input_spec(formats: Mapping[str, PixelFormat], base: InputSpec | None = None) -> InputSpec:
@@ -183,9 +185,13 @@ def input_spec(formats: Mapping[str, PixelFormat], base: InputSpec | None = None
         norm = {"bands": list(first.names), "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
     else:  # no ImageNet statistics for other band sets: centre [0, 1] data
         norm = {"bands": list(first.names), "mean": [0.5] * channels, "std": [0.25] * channels}
-    reads = {name: PixelRead(source_bands=list(f.bands), scale=f.scale, dtype=f.dtype, gsd=f.gsd) for name, f in items}
+    reads = {
+        name: PixelRead(source_bands=list(f.bands), scale=f.scale, dtype=f.dtype, gsd=f.gsd, band_names=list(f.names))
+        for name, f in items
+    }
     same = len({r.model_dump_json() for r in reads.values()}) == 1
-    return InputSpec(**norm, **reads[items[0][0]].model_dump(), heads={} if same else reads)
+    model_read = reads[items[0][0]].model_dump(exclude={"band_names"})  # the model's names are `bands`
+    return InputSpec(**norm, **model_read, heads={} if same else reads)
 
 
 class ModelSpec(StrictConfig):

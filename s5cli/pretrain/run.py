@@ -78,7 +78,8 @@ def plan_pretrain(cfg: PretrainConfig, dist: DistContext, run: RunDir) -> StageP
     head = HeadSpec.from_dataset(linfo, cfg.crop_size)
     labeled = labeled_source(cfg, cfg.labeled.split, head.classes)
     unlabeled = unlabeled_source(cfg)
-    inputs = input_spec({head.name: pixel_format(linfo, labeled_root(cfg))})  # what the checkpoint records
+    # what the checkpoint records: how the labeled loader reads its pixels
+    inputs = input_spec({head.name: pixel_format(linfo, labeled_root(cfg), cfg.labeled.options)})
     views = cfg.fixmatch.views
 
     def stream(ds: Any, seed: int, size: int) -> InfiniteLoader:

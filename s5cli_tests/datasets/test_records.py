@@ -71,3 +71,40 @@ def test_one_palette_function_and_one_ignore_value() -> None:
     assert palettes == ["datasets/info.py"]
     ignores = [p for p, text in sources.items() if "IGNORE = 255" in text]
     assert ignores == ["datasets/info.py"]
+
+
+@pytest.mark.parametrize("name", FOLDER_DATASETS)
+def test_the_record_names_the_bands_the_loader_returns(name: str, data_dir: Path) -> None:
+    from s5cli.datasets.registry import pixel_format
+
+    info = DATASETS[name]
+    sample = _loader(name)(data_dir / name, split=info.splits[0])[0]
+    assert sample["image"].shape[0] == len(pixel_format(info, data_dir / name).names)
+
+
+def test_vaihingen_is_false_colour_and_potsdams_products_carry_their_bands(data_dir: Path) -> None:
+    from s5cli.datasets.isprs import _POTSDAM_IMAGES, Potsdam
+    from s5cli.datasets.registry import pixel_format
+    from s5cli.errors import InputError
+
+    assert pixel_format(dataset_info("vaihingen"), None).names == ("nir", "red", "green")
+    potsdam = dataset_info("potsdam")
+    assert set(potsdam.band_options) == set(_POTSDAM_IMAGES)  # every product the loader reads is named
+    for option, names in potsdam.band_options.items():
+        fmt = pixel_format(potsdam, data_dir / "potsdam", {"bands": option})
+        image = Potsdam(data_dir / "potsdam", bands=option)[0]["image"]
+        assert fmt.names == names and fmt.bands == tuple(range(1, len(names) + 1)) == tuple(range(1, len(image) + 1))
+    with pytest.raises(InputError, match=r"options.bands: potsdam: no band option 'NIR'"):
+        pixel_format(potsdam, data_dir / "potsdam", {"bands": "NIR"})
+
+
+def test_a_checkpoint_names_each_heads_bands() -> None:
+    from s5cli.datasets.pixels import benchmark_format
+    from s5cli.models.spec import input_spec
+
+    spec = input_spec(
+        {"potsdam": benchmark_format(dataset_info("potsdam")), "vaihingen": benchmark_format(dataset_info("vaihingen"))}
+    )
+    assert spec.for_head("potsdam").bands == ["red", "green", "blue"]
+    assert spec.for_head("vaihingen").bands == ["nir", "red", "green"]
+    assert spec.bands == ["red", "green", "blue"] and spec.band_names is None  # the model's names live in `bands`
