@@ -80,7 +80,7 @@ def plan_jobs(cfg: EvaluateConfig, spec: Any, trained: Any = None) -> list[Job]:
             options=own.options,
             protocol=cfg.protocol,
         )
-        jobs.append(plan_job(info, head, root, choices, spec.preset))
+        jobs.append(plan_job(info, head, root, choices, spec.preset, spec.input.for_head(head.name).bands))
     check_settings_keys(cfg.dataset_settings, [job.name for job in jobs])
     return jobs
 

@@ -8,7 +8,7 @@ dataset's score and their mean, as the training engine logs them.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -78,11 +78,18 @@ def check_head(head: HeadSpec, info: DatasetInfo, where: str | None = None) -> N
 
 
 def plan_job(
-    info: DatasetInfo, head: HeadSpec, root: str | Path, choices: Choices = Choices(), preset: str | None = None
+    info: DatasetInfo,
+    head: HeadSpec,
+    root: str | Path,
+    choices: Choices = Choices(),
+    preset: str | None = None,
+    bands: Sequence[str] | None = None,
 ) -> Job:
     """The split, loader options and eval settings of one dataset (all user errors surface here).
 
     With the model's `preset`, the tile or patch size is checked against the smallest input it takes.
+    `bands` are the ones the head was trained on: where the loader has a band option returning them
+    (Potsdam IRRG), it is read so unless the options choose.
     """
     proto = info.protocol
     if proto is None:
@@ -94,6 +101,10 @@ def plan_job(
         check_input_size(preset, size, "tile size" if segmentation else "patch size")
     mode = (choices.mode or proto.mode) if segmentation else proto.mode
     options = dict(proto.options)
+    if bands is not None and tuple(bands) != info.bands:
+        read_so = [k for k, v in info.band_options.items() if tuple(v) == tuple(bands)]
+        if read_so:
+            options["bands"] = read_so[0]
     if proto.windows and mode == "crop":
         options.update(crop_size=size, stride=size)  # the loader cuts the tiles the crop mode predicts
     gap = choices.patch_gap if choices.patch_gap is not None else round(trained.overlap * size)

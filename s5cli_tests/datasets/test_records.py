@@ -108,3 +108,15 @@ def test_a_checkpoint_names_each_heads_bands() -> None:
     assert spec.for_head("potsdam").bands == ["red", "green", "blue"]
     assert spec.for_head("vaihingen").bands == ["nir", "red", "green"]
     assert spec.bands == ["red", "green", "blue"] and spec.band_names is None  # the model's names live in `bands`
+
+
+def test_evaluation_reads_the_product_a_head_was_trained_on(data_dir: Path) -> None:
+    from s5cli.scoring.plan import Choices, plan_job
+
+    info = dataset_info("potsdam")
+    head = HeadSpec.from_dataset(info, 32)
+    root = data_dir / "potsdam"
+    assert plan_job(info, head, root, bands=["nir", "red", "green"]).options["bands"] == "IRRG"
+    assert "bands" not in plan_job(info, head, root, bands=["red", "green", "blue"]).options
+    chosen = plan_job(info, head, root, Choices(options={"bands": "RGB"}), bands=["nir", "red", "green"])
+    assert chosen.options["bands"] == "RGB"  # the user's options win
