@@ -19,6 +19,7 @@ import numpy as np
 import rasterio
 import shapely
 from rasterio import features
+from rasterio.enums import ColorInterp
 from rasterio.windows import Window
 
 from s5cli.geo.cog import CLASS_NODATA, iter_blocks
@@ -217,11 +218,21 @@ class RowPolygonizer:
     then yields the polygons that became final, block by block. A block row [r, r + block) is polygonised once the rows
     down to r + block + the sieve margin are in, so the result is the same as reading the raster
     block by block; rows above the next block row's margin are dropped. Memory: (block + 2 margins)
-    rows of the scene width, two uint8 planes.
+    rows of the scene width, two uint8 planes. `on_sieved(window, classes)` receives every sieved block
+    (the class raster's blocks as sieve_raster writes them), so the map is sieved once for both.
     """
 
-    def __init__(self, width: int, height: int, block: int = 2048, sieve: int = 0, nodata: int = CLASS_NODATA):
+    def __init__(
+        self,
+        width: int,
+        height: int,
+        block: int = 2048,
+        sieve: int = 0,
+        nodata: int = CLASS_NODATA,
+        on_sieved: Callable[[Window, np.ndarray], None] | None = None,
+    ):
         self.width, self.height, self.block, self.sieve, self.nodata = width, height, block, sieve, nodata
+        self.on_sieved = on_sieved
         self.margin = sieve_margin(sieve)
         self.merger = SeamMerger()
         self.next_row = 0  # the next row push() expects
@@ -270,6 +281,8 @@ class RowPolygonizer:
         for c0 in range(0, self.width, self.block):
             win = Window(c0, r0, min(self.block, self.width - c0), r1 - r0)
             classes = self._sieved(win)
+            if self.on_sieved is not None:
+                self.on_sieved(win, classes)
             conf = None
             if self.conf is not None:
                 conf = self.conf[r0 - self.buf_row0 : r1 - self.buf_row0, c0 : c0 + int(win.width)]
@@ -343,7 +356,8 @@ def sieve_raster(
         nodata = int(src.nodata) if src.nodata is not None else CLASS_NODATA
         margin = sieve_margin(sieve)
         with rasterio.open(dest, "w", **src.profile) as dst:
-            dst.write_colormap(1, src.colormap(1))
+            if src.colorinterp[0] == ColorInterp.palette:
+                dst.write_colormap(1, src.colormap(1))
             dst.set_band_description(1, src.descriptions[0] or "class")
             dst.update_tags(1, **src.tags(1))
             for win in iter_blocks(src.width, src.height, block):

@@ -23,7 +23,7 @@ from rasterio.errors import NodataShadowWarning, NotGeoreferencedWarning
 
 from s5cli.console import info, progress_bar, warn
 from s5cli.errors import InputError
-from s5cli.geo.cog import write_cog
+from s5cli.geo.cog import WORK_CODEC, create_class_raster, write_cog
 from s5cli.geo.files import atomic_output
 from s5cli.geo.polygonize import polygonize_raster, sieve_raster
 from s5cli.geo.raster import Nodata, RasterInfo, check_real, info_of
@@ -142,7 +142,13 @@ def _predict_scene(plan: ScenePlan, predictor: Predictor, cfg: PredictConfig, gp
             streamed = None
             if gpkg is not None and tg.layer is not None and plan.factor == 1.0:
                 layer = PolygonLayer(raster, head.classes, gpkg, tg.layer, cfg.simplify, cfg.min_area)
-                streamed = PolygonSink(layer, POLYGON_BLOCK, cfg.sieve)
+                sieved = None  # the sieved class raster, written by the polygon sink from the same sieve
+                if cfg.sieve > 1:
+                    grid = (raster.width, raster.height, raster.crs, raster.transform)
+                    sieved = create_class_raster(
+                        scratch / "sieved_classes.tif", *grid, head.classes, head.palette, WORK_CODEC
+                    )
+                streamed = PolygonSink(layer, POLYGON_BLOCK, cfg.sieve, sieved)
             try:
                 stats = predict_source(
                     work,
@@ -171,7 +177,10 @@ def _predict_scene(plan: ScenePlan, predictor: Predictor, cfg: PredictConfig, gp
             if nonfinite:
                 warn(f"{tg.scene}: {nonfinite} pixel(s) are NaN or infinite; they are masked like nodata")
             if cfg.sieve > 1:  # one minimum mapping unit for the raster and the polygons
-                cls_path = sieve_raster(cls_path, scratch / "sieved_classes.tif", cfg.sieve, POLYGON_BLOCK)
+                if streamed is not None:  # sieved once, by the polygon sink
+                    cls_path = Path(streamed.sieved.name)  # type: ignore[union-attr]
+                else:
+                    cls_path = sieve_raster(cls_path, scratch / "sieved_classes.tif", cfg.sieve, POLYGON_BLOCK)
             t_engine = time.perf_counter()
             if valid == 0:
                 warn(f"{tg.scene}: every pixel is nodata; its outputs are valid but empty")

@@ -143,13 +143,19 @@ class PolygonSink:
 
     `write` only queues rows (it blocks when half a block row waits, so a slow polygoniser holds the
     model back instead of filling memory); `close` waits for the last polygons; `cancel` drops them.
-    An error in the thread is raised by the next `write` or by `close`.
+    An error in the thread is raised by the next `write` or by `close`. With `sieved` (an open class
+    raster on the scene grid, closed by the sink) the sieved blocks are written there too: the class
+    raster and the polygons then come from one sieve, computed once.
     """
 
-    def __init__(self, layer: PolygonLayer, block: int = 2048, sieve: int = 0) -> None:
+    def __init__(
+        self, layer: PolygonLayer, block: int = 2048, sieve: int = 0, sieved: rasterio.io.DatasetWriter | None = None
+    ) -> None:
         r = layer.raster
         self.layer = layer
-        self.rows = RowPolygonizer(r.width, r.height, block, sieve)
+        self.sieved = sieved
+        on_sieved = None if sieved is None else lambda win, classes: sieved.write(classes, 1, window=win)
+        self.rows = RowPolygonizer(r.width, r.height, block, sieve, on_sieved=on_sieved)
         self.max_rows = max(1, block // 2)
         self.busy_s = 0.0
         self._pending: list[tuple[int, np.ndarray, np.ndarray]] = []
@@ -204,10 +210,15 @@ class PolygonSink:
             self._closing = True
             self._cond.notify_all()
         self._thread.join()
+        self._close_sieved()
         self._raise()
         if self.rows.block_row < self.rows.height:
             raise ValueError(f"polygons: rows stop at {self.rows.next_row} of {self.rows.height}")
         return self.layer.close()
+
+    def _close_sieved(self) -> None:
+        if self.sieved is not None and not self.sieved.closed:
+            self.sieved.close()
 
     def cancel(self) -> None:
         """Stop without finishing (another stage failed); a no-op after close."""
@@ -216,6 +227,7 @@ class PolygonSink:
             self._closing = True
             self._cond.notify_all()
         self._thread.join()
+        self._close_sieved()
 
 
 def to_scene_grid(

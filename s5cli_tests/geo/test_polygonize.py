@@ -11,7 +11,15 @@ from rasterio.transform import Affine, from_origin
 from shapely.geometry import shape
 
 from s5cli.geo.cog import CLASS_NODATA
-from s5cli.geo.polygonize import Piece, RowPolygonizer, SeamMerger, block_pieces, polygonize_raster, prefix_sums
+from s5cli.geo.polygonize import (
+    Piece,
+    RowPolygonizer,
+    SeamMerger,
+    block_pieces,
+    polygonize_raster,
+    prefix_sums,
+    sieve_raster,
+)
 
 
 def write_classes(path: Path, arr: np.ndarray, conf: np.ndarray | None = None) -> tuple[Path, Path | None]:
@@ -201,6 +209,29 @@ def test_rows_in_any_strips_equal_the_raster_path(tmp_path: Path, seed: int, blo
     assert_same_polygons(streamed, [(p.class_id, p.geom) for p in from_file])
     key = sorted((p.class_id, p.pixels, round(p.conf_sum, 6)) for p in streamed)
     assert key == sorted((p.class_id, p.pixels, round(p.conf_sum, 6)) for p in from_file)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10_000), block=st.integers(4, 12))
+def test_the_streamed_sieve_is_sieve_raster(tmp_path: Path, seed: int, block: int) -> None:
+    """The sieved blocks a RowPolygonizer hands on make the raster sieve_raster writes: one map, sieved once."""
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, 3, size=(27, 31)).astype(np.uint8)
+    arr[rng.random(arr.shape) < 0.05] = CLASS_NODATA
+    path, _ = write_classes(tmp_path / f"c{seed}.tif", arr)
+    with rasterio.open(sieve_raster(path, tmp_path / f"s{seed}.tif", 3, block)) as src:
+        expected = src.read(1)
+    streamed = np.full_like(arr, 77)
+
+    def keep(win, classes) -> None:
+        streamed[win.toslices()] = classes
+
+    rows = RowPolygonizer(31, 27, block=block, sieve=3, on_sieved=keep)
+    for r0 in range(0, 27, 5):
+        rows.push(r0, arr[r0 : r0 + 5])
+        for _ in rows.finished():
+            pass
+    assert np.array_equal(streamed, expected) and not np.array_equal(expected, arr)
 
 
 def test_rows_out_of_order_are_refused() -> None:

@@ -59,7 +59,7 @@ def snapshot(folder: Path) -> dict[str, bytes | None]:
     return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None) for p in sorted(folder.rglob("*"))}
 
 
-def build_checkpoint(path: Path, heads: list, tile: int = 64, bands: int = 3) -> Path:
+def build_checkpoint(path: Path, heads: list, tile: int = 64, bands: int = 3, names: list[str] | None = None) -> Path:
     """A vit-nano checkpoint with narrow decoders (seeded random weights) through build_model + save_checkpoint."""
     import torch
 
@@ -69,7 +69,7 @@ def build_checkpoint(path: Path, heads: list, tile: int = 64, bands: int = 3) ->
     from s5cli_tests.models.tiny import trained_at
 
     torch.manual_seed(0)
-    names = ["red", "green", "blue", "nir"][:bands]
+    names = names or ["red", "green", "blue", "nir"][:bands]
     spec = ModelSpec(
         preset="vit-nano",
         heads=trained_at(heads, tile),

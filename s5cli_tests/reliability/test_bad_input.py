@@ -19,10 +19,13 @@ import rasterio
 import shapely
 from rasterio.transform import Affine, from_origin
 
+from s5cli.datasets.benchmarks import POTSDAM
+from s5cli.models.spec import HeadSpec
 from s5cli_tests import scenes
 from s5cli_tests.reliability.helpers import (
     DATA,
     REPO,
+    build_checkpoint,
     empty,
     invoke,
     last_line_error,
@@ -125,9 +128,12 @@ def test_wrong_band_count_for_the_checkpoint(runner, tmp_path: Path, ckpts) -> N
         invoke(runner, "curate", four, "-o", out / "corpus", "--chip-size", 32, "--teacher", ckpts["seg"]),
         "the teacher takes 3",
     )
-    four_bands = ckpts["four_bands"]
+    four_bands = ckpts["four_bands"]  # red, green, blue, nir: Potsdam's RGBIR product, which evaluate then reads
+    succeeded(invoke(runner, "evaluate", four_bands, "--datasets", "potsdam", "--data-root", DATA, "--json"))
+    other = build_checkpoint(tmp_path / "swir.pt", [HeadSpec(name="potsdam", classes=list(POTSDAM.classes))],
+                             bands=4, names=["red", "green", "blue", "swir"])  # fmt: skip
     last_line_error(  # the fake Potsdam has 2 of the 14 test tiles: a warning says so first
-        invoke(runner, "evaluate", four_bands, "--datasets", "potsdam", "--data-root", DATA, "-o", out / "m.csv"),
+        invoke(runner, "evaluate", other, "--datasets", "potsdam", "--data-root", DATA, "-o", out / "m.csv"),
         "the model takes (B, 4, H, W) images",
     )
     args = ["--config", FINETUNE_TINY, "--datasets", "potsdam", "--data-root", DATA, "--init", four_bands]
