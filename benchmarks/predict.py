@@ -195,7 +195,7 @@ def forward_alone(ckpt: Path, tiles: int, args: argparse.Namespace, engine_calls
     from s5cli.inference.predictor import load_predictor
 
     predictor = load_predictor(ckpt, None, "cpu")
-    tile = predictor.tile_size
+    tile = predictor.head.input.size
     batch = torch.from_numpy(np.random.default_rng(0).random((args.batch_size, 3, tile, tile), dtype=np.float32))
     # No warm-up call: predict's own first batch pays the same one-time cost (kernel selection, allocations).
     sizes = [args.batch_size] * (tiles // args.batch_size) + (
@@ -336,15 +336,19 @@ def child(args: argparse.Namespace) -> None:
             frame.to_file(work / "naive.gpkg", layer="naive", driver="GPKG", engine="pyogrio")
             result = {"polygons": len(frame)}
         else:
+            from s5cli.geo.polygonize import sieve_raster
             from s5cli.geo.raster import describe_raster
             from s5cli.inference.config import PredictConfig
-            from s5cli.inference.scene import write_polygons
+            from s5cli.inference.scene import POLYGON_BLOCK, write_polygons
 
             gpkg = work / f"{args.child}.gpkg"
             gpkg.unlink(missing_ok=True)
             cfg = PredictConfig(output=str(gpkg), sieve=4 if args.child == "sieve" else 0)
             info = describe_raster(args.scene)
-            n = write_polygons(Path(args.scene), Path(args.conf), info, CLASSES, gpkg, "ours", cfg)
+            classes = Path(args.scene)
+            if cfg.sieve > 1:  # as predict does off the scene grid: sieve the raster, polygonise what it holds
+                classes = sieve_raster(classes, work / "sieved.tif", cfg.sieve, POLYGON_BLOCK)
+            n = write_polygons(classes, Path(args.conf), info, CLASSES, gpkg, "ours", cfg)
             result = {"polygons": n}
     result.update(seconds=time.perf_counter() - t0, rss_mb=peak_rss_mb(), others=load.others)
     print(json.dumps(result))

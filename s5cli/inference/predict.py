@@ -89,9 +89,16 @@ def _per_scene(option: str | None, name: str, suffix: str, several: bool) -> Pat
     return path / f"{name}{suffix}"
 
 
+# Two rows of 512-px blocks of a 40,000 px wide RGB scene (a strip read re-reads the overlap of the
+# row above), plus the working rasters' dirty blocks; a fixed bound, so memory stays flat with the scene.
+GDAL_CACHE_BYTES = 128 * 2**20
+
+
 def gdal_options(scenes: list[str]) -> dict[str, Any]:
     """GDAL settings for predict: a bounded block cache, and the usual cloud-COG settings for remote scenes."""
-    options: dict[str, Any] = {"GDAL_CACHEMAX": 256}  # MB; GDAL's default is 5% of RAM, whatever the scene needs
+    # A bounded block cache (GDAL's default is 5% of RAM). Bytes: rasterio hands an integer to GDAL's
+    # SetCacheMax, so 256 would mean 256 bytes, and every read would decode its tiles again (40x slower).
+    options: dict[str, Any] = {"GDAL_CACHEMAX": GDAL_CACHE_BYTES}
     if any(is_remote(s) for s in scenes):
         # pangeo/torchgeo settings: no sidecar lookups, merged range requests, a read cache.
         options.update(

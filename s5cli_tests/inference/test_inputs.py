@@ -110,7 +110,8 @@ def test_stretch_reads_a_decimated_overview(tmp_path: Path) -> None:
 def test_gdal_options_bound_the_cache_and_tune_remote_reads() -> None:
     from s5cli.inference.predict import gdal_options
 
-    assert gdal_options(["a.tif"]) == {"GDAL_CACHEMAX": 256}
+    # rasterio passes an integer cache size to GDAL as bytes: 256 (meant as MB) was a 256-byte cache.
+    assert gdal_options(["a.tif"]) == {"GDAL_CACHEMAX": 128 * 2**20}
     remote = gdal_options(["a.tif", "/vsicurl/https://x.org/b.tif"])
     assert remote["GDAL_DISABLE_READDIR_ON_OPEN"] == "EMPTY_DIR" and remote["VSI_CACHE"] == "TRUE"
 
