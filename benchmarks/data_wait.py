@@ -39,7 +39,7 @@ def run(workers: int, args: argparse.Namespace, out: Path) -> dict[str, float]:
         "workers": workers,
         "iterations": args.iterations,
         "crop_size": args.crop,
-        "batch_size": args.batch_size,
+        "batch_size_per_dataset": args.batch_size,
         "log_every": max(args.iterations // 6, 1),
         "eval_every": 0,
         "model": {"preset": args.preset, "decoder_channels": 64, "expert_width": args.expert_width},

@@ -106,7 +106,7 @@ def train(data_root: Path, unlabeled: Path, out: Path, args: argparse.Namespace,
             "labeled": {"dataset": "isaid", "data_root": str(data_root), "options": {"crop_size": None}},
             "unlabeled": {"folder": str(unlabeled)},
             "crop_size": SIZE,
-            "workers": default_workers(args.workers, streams=2),  # labeled + unlabeled
+            "workers": args.workers,  # auto: sized per stream (labeled + unlabeled)
             "model": {
                 "preset": args.preset,
                 "drop_path": 0.0,
@@ -114,7 +114,7 @@ def train(data_root: Path, unlabeled: Path, out: Path, args: argparse.Namespace,
                 "grad_checkpointing": False,
             },
             "iterations": args.iterations,
-            "batch_size": args.batch_size,
+            "global_batch_size": args.batch_size,
             "optim": {"lr": args.lr, "weight_decay": 0.01},
             "amp": "off",
             "fixmatch": {"unlabeled_weight": weight, "threshold": args.threshold},
@@ -125,7 +125,10 @@ def train(data_root: Path, unlabeled: Path, out: Path, args: argparse.Namespace,
     )
     run_pretrain(cfg)
     rows = read_metrics(out / "metrics.csv")
-    final = dict(rows[-1])
+    final: dict = {}
+    for row in rows:  # training rows and the validation row: the last value of each column
+        final.update({k: v for k, v in row.items() if v is not None and v == v})
+    final["val_miou"] = next(v for k, v in final.items() if k.endswith("_mIoU"))  # e.g. isaid_mIoU
     # throughput over the run, skipping the first log window (start-up)
     later = rows[1:] or rows
     final["images_per_s"] = float(np.mean([r["images_per_s"] for r in later]))
@@ -146,7 +149,7 @@ def main() -> None:
     parser.add_argument("--decoder-channels", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the training process")
     parser.add_argument(
-        "--workers", type=lambda v: None if v == "auto" else int(v), default=None, help="per stream; 'auto' (default)"
+        "--workers", type=lambda v: v if v == "auto" else int(v), default="auto", help="per stream; 'auto' (default)"
     )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one task + pair of runs per seed")
@@ -164,9 +167,10 @@ def main() -> None:
                 start = time.perf_counter()
                 result = train(data_root, unlabeled, work / name, args, weight)
                 rows.append({"seed": seed, "run": name, "seconds": time.perf_counter() - start, **result})
+    workers = default_workers(None if args.workers == "auto" else args.workers, 2)
     print(
         f"\n{args.labeled} labeled + {args.unlabeled} unlabeled images, {args.iterations} iterations of "
-        f"{args.batch_size} + {args.batch_size}, {args.preset}, {default_workers(args.workers, 2)} workers per stream"
+        f"{args.batch_size} + {args.batch_size}, {args.preset}, {workers} workers per stream"
     )
     print(f"{'seed':<6}{'run':<12}{'val mIoU':>10}{'mask ratio':>12}{'images/s':>10}{'data wait':>11}{'seconds':>9}")
     for r in rows:
