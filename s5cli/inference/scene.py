@@ -140,14 +140,13 @@ def _predict_scene(plan: ScenePlan, predictor: Predictor, cfg: PredictConfig, gp
             sink = GeoTiffSink(scratch, work, head.classes, head.palette)
             # Polygons as rows finish when the model's grid is the scene's (else from the scene-grid raster).
             streamed = None
+            sieved_path = scratch / "sieved_classes.tif"
             if gpkg is not None and tg.layer is not None and plan.factor == 1.0:
                 layer = PolygonLayer(raster, head.classes, gpkg, tg.layer, cfg.simplify, cfg.min_area)
                 sieved = None  # the sieved class raster, written by the polygon sink from the same sieve
                 if cfg.sieve > 1:
                     grid = (raster.width, raster.height, raster.crs, raster.transform)
-                    sieved = create_class_raster(
-                        scratch / "sieved_classes.tif", *grid, head.classes, head.palette, WORK_CODEC
-                    )
+                    sieved = create_class_raster(sieved_path, *grid, head.classes, head.palette, WORK_CODEC)
                 streamed = PolygonSink(layer, POLYGON_BLOCK, cfg.sieve, sieved)
             try:
                 stats = predict_source(
@@ -177,10 +176,9 @@ def _predict_scene(plan: ScenePlan, predictor: Predictor, cfg: PredictConfig, gp
             if nonfinite:
                 warn(f"{tg.scene}: {nonfinite} pixel(s) are NaN or infinite; they are masked like nodata")
             if cfg.sieve > 1:  # one minimum mapping unit for the raster and the polygons
-                if streamed is not None:  # sieved once, by the polygon sink
-                    cls_path = Path(streamed.sieved.name)  # type: ignore[union-attr]
-                else:
-                    cls_path = sieve_raster(cls_path, scratch / "sieved_classes.tif", cfg.sieve, POLYGON_BLOCK)
+                if streamed is None:  # else the polygon sink sieved the rows as they finished
+                    sieve_raster(cls_path, sieved_path, cfg.sieve, POLYGON_BLOCK)
+                cls_path = sieved_path
             t_engine = time.perf_counter()
             if valid == 0:
                 warn(f"{tg.scene}: every pixel is nodata; its outputs are valid but empty")
